@@ -1,0 +1,455 @@
+//! The record wire format — the one place that encodes and decodes a ring record.
+//!
+//! Layout (little-endian, 8-byte aligned; see docs/FORMAT.md):
+//! ```text
+//! 0   u64 header   size:u32 | kind:u8 | flags:u8 | check:u16   (stored last, with Release)
+//! 8   u64 t0       start / timestamp (CLOCK_MONOTONIC ns)
+//! 16  u64 t1       span end | metric value (f64 bits) | 0
+//! 24  u32 domain   interned id
+//! 28  u32 name     interned id
+//! 32  u32 tid
+//! 36  u16 n_attr
+//! 38  u16 n_rid
+//! 40  rids   n_rid  × { u32 len, bytes }
+//!     attrs  n_attr × { u32 key, u8 type, value }  INT/FLOAT: 8 bytes, BOOL: 1, STR/JSON: u32 len + bytes
+//!     json   if flags & HAS_JSON: { u32 len, bytes }   (an attributes object, stored verbatim)
+//!     zero padding to a multiple of 8
+//! ```
+//! A zero header means "nothing committed here yet"; the writer stores the header only after the
+//! body, so a reader (or a post-mortem of a killed process) never sees a half-written record as
+//! committed. `check` is a 16-bit hash of the committed bytes, which detects corruption.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes of the fixed part.
+pub const FIXED: usize = 40;
+/// Records are padded to this alignment.
+pub const ALIGN: usize = 8;
+
+/// Record kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// A span: `t0` start, `t1` end.
+    Span = 1,
+    /// An instant event at `t0`.
+    Event = 2,
+    /// A metric sample at `t0`; `t1` holds the f64 value; flag [`flags::DELTA`] for increments.
+    Metric = 3,
+    /// A link between two request ids: rid[0] → rid[1].
+    Link = 4,
+}
+
+impl Kind {
+    /// Decode a kind byte.
+    pub fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Span,
+            2 => Kind::Event,
+            3 => Kind::Metric,
+            4 => Kind::Link,
+            _ => return None,
+        })
+    }
+}
+
+/// Record flag bits.
+pub mod flags {
+    /// A verbatim JSON attributes object follows the typed attributes.
+    pub const HAS_JSON: u8 = 1;
+    /// A metric record is an increment (`name+`), not a gauge (`name=`).
+    pub const DELTA: u8 = 2;
+    /// All defined bits.
+    pub const ALL: u8 = HAS_JSON | DELTA;
+}
+
+/// Typed attribute value type tags.
+pub mod attr_type {
+    /// i64.
+    pub const INT: u8 = 1;
+    /// f64.
+    pub const FLOAT: u8 = 2;
+    /// UTF-8 string.
+    pub const STR: u8 = 3;
+    /// bool (one byte).
+    pub const BOOL: u8 = 4;
+    /// Any JSON value, as text.
+    pub const JSON: u8 = 5;
+}
+
+/// One typed attribute value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// Integer.
+    Int(i64),
+    /// Float.
+    Float(f64),
+    /// String bytes (UTF-8 expected, not enforced on the hot path).
+    Str(&'a [u8]),
+    /// Boolean.
+    Bool(bool),
+    /// JSON text of any value.
+    Json(&'a [u8]),
+}
+
+impl Value<'_> {
+    fn encoded_len(&self) -> usize {
+        5 + match self {
+            Value::Int(_) | Value::Float(_) => 8,
+            Value::Bool(_) => 1,
+            Value::Str(s) | Value::Json(s) => 4 + s.len(),
+        }
+    }
+}
+
+/// An attribute: interned key id and value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Attr<'a> {
+    /// Interned key (may carry the `name=` / `name+` / `scope#…` conventions).
+    pub key: u32,
+    /// The value.
+    pub value: Value<'a>,
+}
+
+/// Everything needed to encode one record. Attributes and rids are given as cheap,
+/// clonable iterators so the encoder can size and write without allocating.
+#[derive(Clone)]
+pub struct Spec<'a, A, R> {
+    /// Kind.
+    pub kind: Kind,
+    /// Flag bits ([`flags`]); `HAS_JSON` is set automatically when `json` is non-empty.
+    pub flags: u8,
+    /// Start or timestamp.
+    pub t0: u64,
+    /// End, metric bits, or 0.
+    pub t1: u64,
+    /// Domain id.
+    pub domain: u32,
+    /// Name id.
+    pub name: u32,
+    /// Typed attributes.
+    pub attrs: A,
+    /// Request ids.
+    pub rids: R,
+    /// Verbatim JSON attributes object (may be empty).
+    pub json: &'a [u8],
+}
+
+impl<'a, A, R> Spec<'a, A, R>
+where
+    A: Iterator<Item = Attr<'a>> + Clone,
+    R: Iterator<Item = &'a [u8]> + Clone,
+{
+    /// Encoded size including padding, or `None` if it cannot be encoded (counts over u16).
+    pub fn encoded_size(&self) -> Option<usize> {
+        let mut n = FIXED;
+        let (mut na, mut nr) = (0usize, 0usize);
+        for r in self.rids.clone() {
+            n += 4 + r.len();
+            nr += 1;
+        }
+        for a in self.attrs.clone() {
+            n += a.value.encoded_len();
+            na += 1;
+        }
+        if !self.json.is_empty() {
+            n += 4 + self.json.len();
+        }
+        if na > u16::MAX as usize || nr > u16::MAX as usize || n > u32::MAX as usize / 2 {
+            return None;
+        }
+        Some((n + ALIGN - 1) & !(ALIGN - 1))
+    }
+
+    /// Write the record into `dst` (exactly `size` bytes from [`encoded_size`](Self::encoded_size),
+    /// zeroed or not) and commit it by storing the header last with Release ordering.
+    ///
+    /// # Safety
+    /// `tid` is the writer's OS thread id.
+    /// `dst` must be valid for `size` bytes of writes, 8-byte aligned, and not written by anyone
+    /// else concurrently.
+    pub unsafe fn encode_into(&self, dst: *mut u8, size: usize, tid: u32) {
+        let buf = std::slice::from_raw_parts_mut(dst, size);
+        let mut w = Cursor { buf, pos: 8 };
+        w.put(&self.t0.to_le_bytes());
+        w.put(&self.t1.to_le_bytes());
+        w.put(&self.domain.to_le_bytes());
+        w.put(&self.name.to_le_bytes());
+        w.put(&tid.to_le_bytes());
+        w.put(&(self.attrs.clone().count() as u16).to_le_bytes());
+        w.put(&(self.rids.clone().count() as u16).to_le_bytes());
+        for r in self.rids.clone() {
+            w.put(&(r.len() as u32).to_le_bytes());
+            w.put(r);
+        }
+        for a in self.attrs.clone() {
+            w.put(&a.key.to_le_bytes());
+            match a.value {
+                Value::Int(i) => {
+                    w.put(&[attr_type::INT]);
+                    w.put(&i.to_le_bytes());
+                }
+                Value::Float(f) => {
+                    w.put(&[attr_type::FLOAT]);
+                    w.put(&f.to_le_bytes());
+                }
+                Value::Bool(b) => w.put(&[attr_type::BOOL, b as u8]),
+                Value::Str(s) | Value::Json(s) => {
+                    let t = if matches!(a.value, Value::Str(_)) { attr_type::STR } else { attr_type::JSON };
+                    w.put(&[t]);
+                    w.put(&(s.len() as u32).to_le_bytes());
+                    w.put(s);
+                }
+            }
+        }
+        let mut fl = self.flags & flags::ALL & !flags::HAS_JSON;
+        if !self.json.is_empty() {
+            fl |= flags::HAS_JSON;
+            w.put(&(self.json.len() as u32).to_le_bytes());
+            w.put(self.json);
+        }
+        let end = w.pos;
+        w.buf[end..].fill(0);
+        let head = header(size as u32, self.kind as u8, fl, &w.buf[8..]);
+        // SAFETY: dst is 8-byte aligned and valid; AtomicU64 has the layout of u64.
+        (*(dst as *const AtomicU64)).store(head, Ordering::Release);
+    }
+}
+
+struct Cursor<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    #[inline(always)]
+    fn put(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+}
+
+/// Compose a header word for a record whose bytes after the header are `body`.
+fn header(size: u32, kind: u8, fl: u8, body: &[u8]) -> u64 {
+    let check = check16(size, kind, fl, body);
+    size as u64 | (kind as u64) << 32 | (fl as u64) << 40 | (check as u64) << 48
+}
+
+/// 16-bit check over the header fields and the body (length a multiple of 8).
+fn check16(size: u32, kind: u8, fl: u8, body: &[u8]) -> u16 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (size as u64 | (kind as u64) << 32 | (fl as u64) << 40).wrapping_mul(K);
+    for w in body.chunks_exact(8) {
+        h = (h ^ u64::from_le_bytes(w.try_into().unwrap())).wrapping_mul(K);
+        h ^= h >> 31;
+    }
+    let h = h ^ (h >> 32);
+    (h ^ (h >> 16)) as u16 | 1 // never 0, so a valid header is never all-zero in the check
+}
+
+/// Why a record could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The header word is zero: nothing committed at this position.
+    Empty,
+    /// The header claims more bytes than are available.
+    Truncated,
+    /// Size, kind, flags, counts or check are invalid.
+    Corrupt,
+}
+
+/// A decoded record borrowing its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    /// Kind.
+    pub kind: Kind,
+    /// Flags.
+    pub flags: u8,
+    /// Start / timestamp (monotonic ns).
+    pub t0: u64,
+    /// End / metric bits.
+    pub t1: u64,
+    /// Domain id.
+    pub domain: u32,
+    /// Name id.
+    pub name: u32,
+    /// Thread id.
+    pub tid: u32,
+    n_attr: u16,
+    n_rid: u16,
+    var: &'a [u8],
+}
+
+/// Decode one record at the start of `buf`. Returns the view and the record's size.
+pub fn decode(buf: &[u8]) -> Result<(View<'_>, usize), DecodeError> {
+    if buf.len() < 8 {
+        return Err(if buf.iter().all(|&b| b == 0) { DecodeError::Empty } else { DecodeError::Truncated });
+    }
+    let head = u64::from_le_bytes(buf[..8].try_into().unwrap());
+    if head == 0 {
+        return Err(DecodeError::Empty);
+    }
+    let size = (head & 0xffff_ffff) as usize;
+    let kind = ((head >> 32) & 0xff) as u8;
+    let fl = ((head >> 40) & 0xff) as u8;
+    let check = (head >> 48) as u16;
+    if size < FIXED || size % ALIGN != 0 {
+        return Err(DecodeError::Corrupt);
+    }
+    if size > buf.len() {
+        return Err(DecodeError::Truncated);
+    }
+    let kind = Kind::from_u8(kind).ok_or(DecodeError::Corrupt)?;
+    if fl & !flags::ALL != 0 || check16(size as u32, kind as u8, fl, &buf[8..size]) != check {
+        return Err(DecodeError::Corrupt);
+    }
+    let u32at = |o: usize| u32::from_le_bytes(buf[o..o + 4].try_into().unwrap());
+    let u64at = |o: usize| u64::from_le_bytes(buf[o..o + 8].try_into().unwrap());
+    let v = View {
+        kind,
+        flags: fl,
+        t0: u64at(8),
+        t1: u64at(16),
+        domain: u32at(24),
+        name: u32at(28),
+        tid: u32at(32),
+        n_attr: u16::from_le_bytes([buf[36], buf[37]]),
+        n_rid: u16::from_le_bytes([buf[38], buf[39]]),
+        var: &buf[FIXED..size],
+    };
+    v.validate().ok_or(DecodeError::Corrupt)?;
+    Ok((v, size))
+}
+
+impl<'a> View<'a> {
+    fn validate(&self) -> Option<()> {
+        let mut r = Reader { b: self.var, p: 0 };
+        for _ in 0..self.n_rid {
+            r.bytes()?;
+        }
+        for _ in 0..self.n_attr {
+            r.attr()?;
+        }
+        if self.flags & flags::HAS_JSON != 0 {
+            r.bytes()?;
+        }
+        // Only zero padding may follow.
+        self.var[r.p..].iter().all(|&b| b == 0).then_some(())
+    }
+
+    /// The request ids, in order.
+    pub fn rids(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut r = Reader { b: self.var, p: 0 };
+        (0..self.n_rid).map(move |_| r.bytes().unwrap_or_default())
+    }
+
+    /// The typed attributes, in order.
+    pub fn attrs(&self) -> impl Iterator<Item = Attr<'a>> + 'a {
+        let mut r = Reader { b: self.var, p: 0 };
+        for _ in 0..self.n_rid {
+            r.bytes();
+        }
+        (0..self.n_attr).filter_map(move |_| r.attr())
+    }
+
+    /// The verbatim JSON attributes object, if any.
+    pub fn json(&self) -> Option<&'a [u8]> {
+        if self.flags & flags::HAS_JSON == 0 {
+            return None;
+        }
+        let mut r = Reader { b: self.var, p: 0 };
+        for _ in 0..self.n_rid {
+            r.bytes();
+        }
+        for _ in 0..self.n_attr {
+            r.attr();
+        }
+        r.bytes()
+    }
+
+    /// For a metric record, its value.
+    pub fn metric_value(&self) -> f64 {
+        f64::from_bits(self.t1)
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    p: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.p..self.p.checked_add(n)?)?;
+        self.p += n;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn attr(&mut self) -> Option<Attr<'a>> {
+        let key = self.u32()?;
+        let t = self.take(1)?[0];
+        let value = match t {
+            attr_type::INT => Value::Int(i64::from_le_bytes(self.take(8)?.try_into().ok()?)),
+            attr_type::FLOAT => Value::Float(f64::from_le_bytes(self.take(8)?.try_into().ok()?)),
+            attr_type::BOOL => Value::Bool(self.take(1)?[0] != 0),
+            attr_type::STR => Value::Str(self.bytes()?),
+            attr_type::JSON => Value::Json(self.bytes()?),
+            _ => return None,
+        };
+        Some(Attr { key, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let attrs = [
+            Attr { key: 7, value: Value::Int(-5) },
+            Attr { key: 8, value: Value::Float(0.25) },
+            Attr { key: 9, value: Value::Str(b"hello") },
+            Attr { key: 10, value: Value::Bool(true) },
+            Attr { key: 11, value: Value::Json(b"[1,2]") },
+        ];
+        let rids: [&[u8]; 2] = [b"req-1", b"req-22"];
+        let spec = Spec {
+            kind: Kind::Span,
+            flags: 0,
+            t0: 100,
+            t1: 250,
+            domain: 1,
+            name: 2,
+            attrs: attrs.iter().copied(),
+            rids: rids.iter().copied(),
+            json: br#"{"a":1}"#,
+        };
+        let size = spec.encoded_size().unwrap();
+        let mut buf = vec![0u64; size / 8 + 1];
+        let p = buf.as_mut_ptr() as *mut u8;
+        unsafe { spec.encode_into(p, size, 77) };
+        let bytes = unsafe { std::slice::from_raw_parts(p, size + 8) };
+        let (v, n) = decode(bytes).unwrap();
+        assert_eq!(n, size);
+        assert_eq!((v.kind, v.t0, v.t1, v.domain, v.name, v.tid), (Kind::Span, 100, 250, 1, 2, 77));
+        assert_eq!(v.rids().collect::<Vec<_>>(), rids.to_vec());
+        assert_eq!(v.attrs().collect::<Vec<_>>(), attrs.to_vec());
+        assert_eq!(v.json(), Some(&br#"{"a":1}"#[..]));
+        assert_eq!(decode(&bytes[size..]).unwrap_err(), DecodeError::Empty);
+        // Any single flipped bit is detected.
+        let mut copy = bytes[..size].to_vec();
+        for i in 8..size * 8 {
+            copy[i / 8] ^= 1 << (i % 8);
+            assert!(decode(&copy).is_err(), "bit {i}");
+            copy[i / 8] ^= 1 << (i % 8);
+        }
+        assert_eq!(decode(&bytes[..size - 8]).unwrap_err(), DecodeError::Truncated);
+    }
+}

@@ -1,0 +1,350 @@
+//! The lock-free multi-writer ring. Each thread owns one chunk at a time and appends records to
+//! it with plain stores, committing each record by a Release store of its header; claiming a
+//! chunk is one atomic `fetch_add`. When the segment is used up: policy `drop` moves on to the
+//! next segment (pre-created in the background) until the per-process budget is reached and then
+//! drops and counts; policy `overwrite` recycles the oldest closed chunk and counts the records it
+//! held. Nothing ever waits.
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+use super::segment::{chunk_at, Segment, CHUNK_HEADER, SEQ_BUSY};
+use crate::files::fs::Dir;
+use crate::files::meta::{Counter, Counters};
+use crate::record::{Attr, Spec};
+
+/// Ring sizing and policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Bytes per segment file.
+    pub segment_bytes: u64,
+    /// Maximum bytes across all segments of the process (drop policy).
+    pub total_bytes: u64,
+    /// Bytes per chunk; the largest record is `chunk_bytes - 64`.
+    pub chunk_bytes: usize,
+    /// Recycle the oldest chunks instead of dropping new records (a single segment).
+    pub overwrite: bool,
+}
+
+/// Per-thread published totals.
+#[derive(Default)]
+struct ThreadStats {
+    written: AtomicU64,
+    bytes: AtomicU64,
+}
+
+static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process's ring: the segments of one file set.
+pub struct Ring {
+    id: u64,
+    pid: u32,
+    dir: Dir,
+    stem: String,
+    geo: Geometry,
+    current: ArcSwap<Segment>,
+    next: ArcSwapOption<Segment>,
+    rolling: AtomicBool,
+    exhausted: AtomicBool,
+    segments: AtomicU32,
+    seq: AtomicU64,
+    counters: Counters,
+    threads: Mutex<Vec<Arc<ThreadStats>>>,
+}
+
+struct Slot {
+    ring: u64,
+    pid: u32,
+    tid: u32,
+    seg: Option<Arc<Segment>>,
+    chunk: usize,
+    base: *mut u8,
+    pos: usize,
+    end: usize,
+    records: u64,
+    written: u64,
+    bytes: u64,
+    stats: Option<Arc<ThreadStats>>,
+}
+
+impl Slot {
+    const fn empty() -> Slot {
+        Slot { ring: 0, pid: 0, tid: 0, seg: None, chunk: 0, base: std::ptr::null_mut(), pos: 0, end: 0, records: 0, written: 0, bytes: 0, stats: None }
+    }
+
+    /// Publish how much of the owned chunk is committed and give it up.
+    fn close(&mut self) {
+        if let Some(seg) = self.seg.take() {
+            // Never touch a parent's mapping from a forked child.
+            if self.pid == crate::process::pid() {
+                seg.word(self.chunk, chunk_at::CLOSED_RECORDS).store(self.records, Ordering::Relaxed);
+                seg.word(self.chunk, chunk_at::CLOSED_BYTES).store(self.pos as u64, Ordering::Release);
+            }
+        }
+        self.base = std::ptr::null_mut();
+        self.pos = 0;
+        self.end = 0;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+thread_local! {
+    static SLOT: RefCell<Slot> = const { RefCell::new(Slot::empty()) };
+}
+
+impl Ring {
+    /// Create the first segment of file set `stem` in `dir`.
+    pub fn open(dir: Dir, stem: String, geo: Geometry, counters: Counters) -> io::Result<Ring> {
+        let pid = crate::process::pid();
+        let first = Segment::create(&dir, &stem, 0, geo.segment_bytes, geo.chunk_bytes, geo.overwrite, pid)?;
+        counters.get(Counter::Segments).store(1, Ordering::Relaxed);
+        Ok(Ring {
+            id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
+            pid,
+            dir,
+            stem,
+            geo,
+            current: ArcSwap::from_pointee(first),
+            next: ArcSwapOption::empty(),
+            rolling: AtomicBool::new(false),
+            exhausted: AtomicBool::new(false),
+            segments: AtomicU32::new(1),
+            seq: AtomicU64::new(1),
+            counters,
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The largest record that fits in a chunk.
+    pub fn max_record(&self) -> usize {
+        self.geo.chunk_bytes - CHUNK_HEADER
+    }
+
+    /// The live counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Append one record. Returns false if it was dropped (and counted).
+    #[inline]
+    pub fn write<'a, A, R>(&self, spec: &Spec<'a, A, R>) -> bool
+    where
+        A: Iterator<Item = Attr<'a>> + Clone,
+        R: Iterator<Item = &'a [u8]> + Clone,
+    {
+        let size = match spec.encoded_size() {
+            Some(s) if s <= self.max_record() => s,
+            _ => {
+                self.counters.get(Counter::Oversize).fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        };
+        let ok = SLOT
+            .try_with(|cell| {
+                let Ok(mut s) = cell.try_borrow_mut() else { return false };
+                if (s.ring != self.id || s.pos + size > s.end) && !self.refill(&mut s) {
+                    return false;
+                }
+                // SAFETY: [pos, pos+size) lies inside the chunk this thread exclusively owns.
+                unsafe { spec.encode_into(s.base.add(s.pos), size, s.tid) };
+                s.pos += size;
+                s.records += 1;
+                s.written += 1;
+                s.bytes += size as u64;
+                if let Some(st) = &s.stats {
+                    st.written.store(s.written, Ordering::Relaxed);
+                    st.bytes.store(s.bytes, Ordering::Relaxed);
+                }
+                true
+            })
+            .unwrap_or(false);
+        if !ok {
+            self.counters.get(Counter::Dropped).fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    #[cold]
+    fn refill(&self, s: &mut Slot) -> bool {
+        s.close();
+        if s.ring != self.id || s.pid != self.pid {
+            let stats = Arc::new(ThreadStats::default());
+            if let Ok(mut t) = self.threads.lock() {
+                t.push(stats.clone());
+            }
+            s.ring = self.id;
+            s.pid = self.pid;
+            s.tid = crate::process::tid();
+            s.stats = Some(stats);
+            s.written = 0;
+            s.bytes = 0;
+        }
+        loop {
+            let seg = self.current.load_full();
+            let n = seg.cursor.fetch_add(1, Ordering::Relaxed) as usize;
+            if n < seg.chunk_count {
+                seg.open_chunk(n, self.seq.fetch_add(1, Ordering::Relaxed), s.tid);
+                return self.take(s, seg, n);
+            }
+            if self.geo.overwrite {
+                return self.recycle(s, seg);
+            }
+            if !self.roll(&seg) {
+                return false;
+            }
+        }
+    }
+
+    fn take(&self, s: &mut Slot, seg: Arc<Segment>, n: usize) -> bool {
+        s.base = seg.chunk(n);
+        s.chunk = n;
+        s.pos = CHUNK_HEADER;
+        s.end = seg.chunk_bytes;
+        s.records = 0;
+        s.seg = Some(seg);
+        true
+    }
+
+    /// Overwrite policy: recycle the next closed chunk in claim order.
+    fn recycle(&self, s: &mut Slot, seg: Arc<Segment>) -> bool {
+        for _ in 0..seg.chunk_count {
+            let n = (seg.cursor.fetch_add(1, Ordering::Relaxed) % seg.chunk_count as u64) as usize;
+            if seg.word(n, chunk_at::CLOSED_BYTES).load(Ordering::Acquire) == 0 {
+                continue; // owned by a writer
+            }
+            let seq = seg.word(n, chunk_at::SEQ);
+            let old = seq.load(Ordering::Acquire);
+            if old == SEQ_BUSY || seq.compare_exchange(old, SEQ_BUSY, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            let lost = seg.word(n, chunk_at::CLOSED_RECORDS).load(Ordering::Relaxed);
+            self.counters.get(Counter::Overwritten).fetch_add(lost, Ordering::Relaxed);
+            // SAFETY: we own the chunk (BUSY); zero its records area.
+            unsafe { std::ptr::write_bytes(seg.chunk(n).add(CHUNK_HEADER), 0, seg.chunk_bytes - CHUNK_HEADER) };
+            seg.open_chunk(n, self.seq.fetch_add(1, Ordering::Relaxed), s.tid);
+            return self.take(s, seg, n);
+        }
+        false
+    }
+
+    fn max_segments(&self) -> u32 {
+        (self.geo.total_bytes / self.geo.segment_bytes.max(1)).clamp(1, u32::MAX as u64) as u32
+    }
+
+    /// Drop policy: move to the next segment. Returns false when the caller must drop.
+    fn roll(&self, seg: &Arc<Segment>) -> bool {
+        if !Arc::ptr_eq(&self.current.load(), seg) {
+            return true; // somebody already rolled
+        }
+        if self.rolling.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return false; // another thread is rolling right now: drop rather than wait
+        }
+        let ok = if !Arc::ptr_eq(&self.current.load(), seg) {
+            true
+        } else if let Some(next) = self.next.swap(None) {
+            self.current.store(next);
+            true
+        } else {
+            match self.create_next(seg.index + 1) {
+                Some(next) => {
+                    self.current.store(next);
+                    true
+                }
+                None => false,
+            }
+        };
+        self.rolling.store(false, Ordering::Release);
+        ok
+    }
+
+    fn create_next(&self, index: u32) -> Option<Arc<Segment>> {
+        if self.exhausted.load(Ordering::Relaxed) {
+            return None;
+        }
+        if self.segments.load(Ordering::Relaxed) >= self.max_segments() {
+            self.exhausted.store(true, Ordering::Relaxed);
+            crate::log::once(
+                crate::log::Level::Warning,
+                "ring-budget",
+                &format!("ring budget of {} bytes used up; further records are dropped and counted", self.geo.total_bytes),
+            );
+            return None;
+        }
+        match Segment::create(&self.dir, &self.stem, index, self.geo.segment_bytes, self.geo.chunk_bytes, false, self.pid) {
+            Ok(s) => {
+                self.segments.fetch_add(1, Ordering::Relaxed);
+                self.counters.get(Counter::Segments).fetch_add(1, Ordering::Relaxed);
+                Some(Arc::new(s))
+            }
+            Err(e) => {
+                self.exhausted.store(true, Ordering::Relaxed);
+                crate::log::once(crate::log::Level::Error, "ring-segment", &format!("cannot create ring segment {index}: {e}; further records are dropped and counted"));
+                None
+            }
+        }
+    }
+
+    /// Background upkeep (control thread): pre-create the next segment once the current one is
+    /// half used, so a writer never creates files itself.
+    pub fn maintain(&self) {
+        if self.geo.overwrite || self.next.load().is_some() {
+            return;
+        }
+        let cur = self.current.load_full();
+        if cur.used() < 0.5 {
+            return;
+        }
+        if self.rolling.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if Arc::ptr_eq(&self.current.load(), &cur) && self.next.load().is_none() {
+                if let Some(n) = self.create_next(cur.index + 1) {
+                    self.next.store(Some(n));
+                }
+            }
+            self.rolling.store(false, Ordering::Release);
+        }
+    }
+
+    /// Totals of committed records and bytes across threads; also published into the meta header.
+    pub fn publish(&self) -> (u64, u64) {
+        let (mut w, mut b) = (0, 0);
+        if let Ok(t) = self.threads.lock() {
+            for s in t.iter() {
+                w += s.written.load(Ordering::Relaxed);
+                b += s.bytes.load(Ordering::Relaxed);
+            }
+        }
+        self.counters.get(Counter::Written).store(w, Ordering::Relaxed);
+        self.counters.get(Counter::Bytes).store(b, Ordering::Relaxed);
+        (w, b)
+    }
+
+    /// Give up the calling thread's chunk (e.g. at shutdown), publishing its committed length.
+    pub fn release_thread(&self) {
+        let _ = SLOT.try_with(|c| {
+            if let Ok(mut s) = c.try_borrow_mut() {
+                if s.ring == self.id {
+                    s.close();
+                }
+            }
+        });
+    }
+
+    /// The directory holding the file set.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// The file-set stem.
+    pub fn stem(&self) -> &str {
+        &self.stem
+    }
+}
