@@ -507,6 +507,9 @@ impl Core {
         match self.create_file_set(&run_dir, geo, &mut f) {
             Ok(ring) => {
                 let r: &'static Ring = Box::leak(Box::new(ring));
+                if let Some(t) = lock(&self.thread).as_ref() {
+                    r.set_maintainer(t.clone());
+                }
                 self.ring.store(r as *const Ring as *mut Ring, Ordering::Release);
                 Some(r)
             }

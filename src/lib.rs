@@ -13,6 +13,7 @@ pub mod ffi;
 pub mod files;
 pub mod intern;
 pub mod log;
+pub mod parse;
 pub mod process;
 pub mod reader;
 pub mod record;

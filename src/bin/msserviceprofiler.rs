@@ -26,12 +26,47 @@ enum Cmd {
         #[arg(long)]
         records: bool,
     },
+    /// Parse captures into chrome_tracing.json, profiler.db and CSVs (see docs/OUTPUTS.md).
+    /// Exit codes: 0 ok, 1 an output could not be written, 2 bad arguments or paths, 3 no
+    /// capture found.
+    Parse(ParseArgs),
+}
+
+#[derive(clap::Args)]
+struct ParseArgs {
+    /// A run directory, a prof_dir holding several, or any folder above them (scanned
+    /// recursively; run directories copied from several hosts side by side are fine).
+    #[arg(long = "input-path")]
+    input_path: PathBuf,
+    /// Where to write the outputs (created with mode 0750; files are 0640).
+    #[arg(long = "output-path", default_value = "./output")]
+    output_path: PathBuf,
+    /// Output formats: any of db, csv, json.
+    #[arg(long, num_args = 1.., default_values_t = ["db".to_string(), "csv".to_string(), "json".to_string()])]
+    format: Vec<String>,
+    /// Extra span names to export into span_info/ (forward, BatchSchedule and
+    /// batchFrameworkProcessing are always exported). Suppresses nothing.
+    #[arg(long, num_args = 0..)]
+    span: Option<Vec<String>>,
+    /// Log level: debug, info, warning, error, fatal, critical.
+    #[arg(long = "log-level", default_value = "info")]
+    log_level: String,
+    /// Render datetimes at this UTC offset (`UTC`, `+08:00`, …) instead of each capture host's.
+    #[arg(long)]
+    timezone: Option<String>,
+    /// Worker threads (default: all CPUs).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// Never show the progress line (it is shown only when stderr is a terminal anyway).
+    #[arg(long = "no-progress")]
+    no_progress: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Dump { input_path, records } => dump(&input_path, records),
+        Cmd::Parse(a) => parse(a),
     }
 }
 
@@ -83,4 +118,63 @@ fn dump(root: &std::path::Path, records: bool) -> ExitCode {
     }});
     let _ = writeln!(out, "{summary}");
     ExitCode::SUCCESS
+}
+
+fn parse(a: ParseArgs) -> ExitCode {
+    use ms_service_profiler::parse::{self, Format, Options};
+    let level = a.log_level.to_ascii_lowercase();
+    if !["debug", "info", "warning", "error", "fatal", "critical"].contains(&level.as_str()) {
+        eprintln!("error: --log-level must be one of debug, info, warning, error, fatal, critical");
+        return ExitCode::from(2);
+    }
+    let mut formats = Vec::new();
+    for f in a.format.iter().flat_map(|f| f.split(',')).filter(|f| !f.is_empty()) {
+        match Format::parse(f) {
+            Some(x) if !formats.contains(&x) => formats.push(x),
+            Some(_) => {}
+            None => {
+                eprintln!("error: unknown --format {f:?} (expected db, csv or json)");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let timezone = match a.timezone.as_deref().map(|t| (t, parse::time::parse_offset(t))) {
+        None => None,
+        Some((_, Some(o))) => Some(o),
+        Some((t, None)) => {
+            eprintln!("error: --timezone {t:?}: expected UTC or an offset such as +08:00");
+            return ExitCode::from(2);
+        }
+    };
+    let quiet = matches!(level.as_str(), "error" | "fatal" | "critical");
+    let opts = Options {
+        input: a.input_path,
+        output: a.output_path,
+        formats,
+        spans: a.span.unwrap_or_default(),
+        timezone,
+        jobs: a.jobs,
+        progress: !a.no_progress && !quiet && unsafe { libc::isatty(2) } == 1,
+    };
+    match parse::run(&opts) {
+        Ok(s) => {
+            if !quiet {
+                print!("{}", parse::summary_text(&s, &opts.output));
+            }
+            if level != "critical" && level != "fatal" {
+                let shown = if level == "debug" { usize::MAX } else { 20 };
+                for p in s.report.problems.iter().take(shown) {
+                    eprintln!("warning: {p}");
+                }
+                if s.report.problems.len() > shown {
+                    eprintln!("warning: … and {} more problem(s) (--log-level debug shows all)", s.report.problems.len() - shown);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

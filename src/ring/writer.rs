@@ -38,6 +38,8 @@ struct ThreadStats {
 }
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
+/// Fraction of the current segment handed out at which a spare is prepared.
+const SPARE_AT: f64 = 0.25;
 
 /// A process's ring: the segments of one file set.
 pub struct Ring {
@@ -49,8 +51,11 @@ pub struct Ring {
     current: ArcSwap<Segment>,
     next: ArcSwapOption<Segment>,
     rolling: AtomicBool,
+    creating_inline: AtomicBool,
     exhausted: AtomicBool,
     segments: AtomicU32,
+    next_index: AtomicU32,
+    waker: ArcSwapOption<std::thread::Thread>,
     seq: AtomicU64,
     counters: Counters,
     threads: Mutex<Vec<Arc<ThreadStats>>>,
@@ -116,8 +121,11 @@ impl Ring {
             current: ArcSwap::from_pointee(first),
             next: ArcSwapOption::empty(),
             rolling: AtomicBool::new(false),
+            creating_inline: AtomicBool::new(false),
             exhausted: AtomicBool::new(false),
             segments: AtomicU32::new(1),
+            next_index: AtomicU32::new(1),
+            waker: ArcSwapOption::empty(),
             seq: AtomicU64::new(1),
             counters,
             threads: Mutex::new(Vec::new()),
@@ -192,6 +200,9 @@ impl Ring {
             let seg = self.current.load_full();
             let n = seg.cursor.fetch_add(1, Ordering::Relaxed) as usize;
             if n < seg.chunk_count {
+                if n == (seg.chunk_count as f64 * SPARE_AT) as usize && !self.geo.overwrite {
+                    self.wake();
+                }
                 seg.open_chunk(n, self.seq.fetch_add(1, Ordering::Relaxed), s.tid);
                 return self.take(s, seg, n);
             }
@@ -242,35 +253,56 @@ impl Ring {
 
     /// Drop policy: move to the next segment. Returns false when the caller must drop.
     fn roll(&self, seg: &Arc<Segment>) -> bool {
-        if !Arc::ptr_eq(&self.current.load(), seg) {
-            return true; // somebody already rolled
-        }
-        if self.rolling.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            return false; // another thread is rolling right now: drop rather than wait
-        }
-        let ok = if !Arc::ptr_eq(&self.current.load(), seg) {
-            true
-        } else if let Some(next) = self.next.swap(None) {
-            self.current.store(next);
-            true
-        } else {
-            match self.create_next(seg.index + 1) {
-                Some(next) => {
-                    self.current.store(next);
-                    true
-                }
-                None => false,
+        for _ in 0..10_000 {
+            if !Arc::ptr_eq(&self.current.load(), seg) {
+                return true; // somebody already rolled
             }
-        };
-        self.rolling.store(false, Ordering::Release);
-        ok
+            if self.rolling.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                // Another writer is swapping in the spare (a few ns): retry. If it is creating a
+                // segment itself (no spare), drop rather than wait.
+                if self.next.load().is_some() || !self.creating_inline.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                return false;
+            }
+            let ok = if !Arc::ptr_eq(&self.current.load(), seg) {
+                true
+            } else if let Some(next) = self.next.swap(None) {
+                self.current.store(next);
+                self.wake();
+                true
+            } else {
+                self.creating_inline.store(true, Ordering::Relaxed);
+                let made = self.create_segment().map(|n| self.current.store(n)).is_some();
+                self.creating_inline.store(false, Ordering::Relaxed);
+                self.wake();
+                made
+            };
+            self.rolling.store(false, Ordering::Release);
+            return ok;
+        }
+        false
     }
 
-    fn create_next(&self, index: u32) -> Option<Arc<Segment>> {
+    fn wake(&self) {
+        if let Some(t) = self.waker.load().as_ref() {
+            t.unpark();
+        }
+    }
+
+    /// Register the thread that runs [`maintain`](Self::maintain), woken when a spare segment
+    /// is needed soon.
+    pub fn set_maintainer(&self, t: std::thread::Thread) {
+        self.waker.store(Some(Arc::new(t)));
+    }
+
+    fn create_segment(&self) -> Option<Arc<Segment>> {
         if self.exhausted.load(Ordering::Relaxed) {
             return None;
         }
-        if self.segments.load(Ordering::Relaxed) >= self.max_segments() {
+        if self.segments.fetch_add(1, Ordering::Relaxed) >= self.max_segments() {
+            self.segments.fetch_sub(1, Ordering::Relaxed);
             self.exhausted.store(true, Ordering::Relaxed);
             crate::log::once(
                 crate::log::Level::Warning,
@@ -279,9 +311,9 @@ impl Ring {
             );
             return None;
         }
+        let index = self.next_index.fetch_add(1, Ordering::Relaxed);
         match Segment::create(&self.dir, &self.stem, index, self.geo.segment_bytes, self.geo.chunk_bytes, false, self.pid) {
             Ok(s) => {
-                self.segments.fetch_add(1, Ordering::Relaxed);
                 self.counters.get(Counter::Segments).fetch_add(1, Ordering::Relaxed);
                 Some(Arc::new(s))
             }
@@ -293,23 +325,17 @@ impl Ring {
         }
     }
 
-    /// Background upkeep (control thread): pre-create the next segment once the current one is
-    /// half used, so a writer never creates files itself.
+    /// Background upkeep (the control thread): keep a spare segment ready once the current one
+    /// is a quarter used, so writers never create files themselves.
     pub fn maintain(&self) {
-        if self.geo.overwrite || self.next.load().is_some() {
+        if self.geo.overwrite || self.next.load().is_some() || self.exhausted.load(Ordering::Relaxed) {
             return;
         }
-        let cur = self.current.load_full();
-        if cur.used() < 0.5 {
+        if self.current.load().used() < SPARE_AT {
             return;
         }
-        if self.rolling.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            if Arc::ptr_eq(&self.current.load(), &cur) && self.next.load().is_none() {
-                if let Some(n) = self.create_next(cur.index + 1) {
-                    self.next.store(Some(n));
-                }
-            }
-            self.rolling.store(false, Ordering::Release);
+        if let Some(n) = self.create_segment() {
+            self.next.store(Some(n));
         }
     }
 

@@ -1,0 +1,101 @@
+//! Assembling the merged partials into the model every exporter reads (immutable from then on;
+//! units are fixed per field: ns everywhere, converted only when a cell is written).
+
+use std::collections::HashMap;
+
+use crate::parse::export::trace::ThreadInfo;
+use crate::parse::model::batch::{self, BatchRow};
+use crate::parse::model::forward::{self, FwdRow};
+use crate::parse::model::kv::KvRow;
+use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
+use crate::parse::model::process::{ProcInfo, Role};
+use crate::parse::model::request::ReqAcc;
+use crate::parse::model::rid::{is_request_id, RidMap};
+
+/// A request after id mapping.
+#[derive(Clone, Debug)]
+pub struct RequestRow {
+    /// The API request id.
+    pub rid: String,
+    /// Everything known about it (merged over its internal ids).
+    pub acc: ReqAcc,
+}
+
+impl RequestRow {
+    /// Has both `httpReq` and `httpRes` (a valid request for the summaries).
+    pub fn valid(&self) -> bool {
+        self.acc.http_req.is_some() && self.acc.http_res
+    }
+}
+
+/// The model.
+pub struct Model {
+    /// Processes, by index.
+    pub procs: Vec<ProcInfo>,
+    /// Role of each process.
+    pub roles: Vec<Role>,
+    /// Trace threads of each process.
+    pub threads: Vec<Vec<ThreadInfo>>,
+    /// Id mapping.
+    pub map: RidMap,
+    /// Requests sorted by start.
+    pub requests: Vec<RequestRow>,
+    /// Batch rows in time order.
+    pub batches: Vec<BatchRow>,
+    /// The schedule name in use.
+    pub sched_name: &'static str,
+    /// KV rows in time order.
+    pub kv: Vec<KvRow>,
+    /// Forward rows in time order, finished.
+    pub forwards: Vec<FwdRow>,
+    /// span_info spans.
+    pub spans: Vec<SpanRow>,
+    /// Queue samples in time order.
+    pub queue: Vec<QueueSample>,
+    /// Flow points by mapped rid, each in time order.
+    pub flows: Vec<(String, Vec<FlowPt>)>,
+    /// Span names and counts.
+    pub span_names: HashMap<String, u64>,
+}
+
+impl Model {
+    /// Build from the merged partial.
+    pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial) -> Model {
+        let map = RidMap::build(p.api_ids.iter(), &p.links, p.requests.keys().chain(p.flows.keys()));
+        let mut merged: HashMap<String, ReqAcc> = HashMap::new();
+        for (k, v) in p.requests {
+            let to = map.resolve(&k).to_string();
+            match merged.get_mut(&to) {
+                Some(a) => a.merge(&v),
+                None => {
+                    merged.insert(to, v);
+                }
+            }
+        }
+        let mut requests: Vec<RequestRow> = merged.into_iter().filter(|(k, _)| is_request_id(k)).map(|(rid, acc)| RequestRow { rid, acc }).collect();
+        requests.sort_by(|a, b| {
+            let ka = (a.acc.http_req.is_none(), a.acc.http_req.or(a.acc.first_seen).unwrap_or(i64::MAX), &a.rid);
+            let kb = (b.acc.http_req.is_none(), b.acc.http_req.or(b.acc.first_seen).unwrap_or(i64::MAX), &b.rid);
+            ka.cmp(&kb)
+        });
+        let mut kv = p.kv;
+        kv.sort_by(|a, b| (a.ts, a.proc).cmp(&(b.ts, b.proc)));
+        let (batches, sched_name) = batch::finish(p.batches, &kv);
+        let hosts: Vec<usize> = procs.iter().map(|p| p.host_index).collect();
+        let forwards = forward::finish(p.forwards, &batches, |i| hosts[i]);
+        let mut spans = p.spans;
+        spans.sort_by(|a, b| (a.start, a.proc).cmp(&(b.start, b.proc)));
+        let mut queue = p.queue;
+        queue.sort_by(|a, b| (a.ts, a.proc).cmp(&(b.ts, b.proc)));
+        let mut fl: HashMap<String, Vec<FlowPt>> = HashMap::new();
+        for (k, v) in p.flows {
+            fl.entry(map.resolve(&k).to_string()).or_default().extend(v);
+        }
+        let mut flows: Vec<(String, Vec<FlowPt>)> = fl.into_iter().collect();
+        for (_, v) in flows.iter_mut() {
+            v.sort_by(|a, b| (a.ts, a.pid, a.tid).cmp(&(b.ts, b.pid, b.tid)));
+        }
+        flows.sort_by(|a, b| (a.1[0].ts, &a.0).cmp(&(b.1[0].ts, &b.0)));
+        Model { procs, roles, threads, map, requests, batches, sched_name, kv, forwards, spans, queue, flows, span_names: p.span_names }
+    }
+}

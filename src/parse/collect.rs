@@ -1,0 +1,255 @@
+//! Reading one process: every record is normalised once, drawn into the trace writer and folded
+//! into that process's [`Partial`].
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::parse::export::trace::{is_sliced, ThreadInfo, TraceOut};
+use crate::parse::model::batch::{is_batch_name, BatchRow};
+use crate::parse::model::event::Event;
+use crate::parse::model::forward::FwdRow;
+use crate::parse::model::kv::{is_kv, KvRow};
+use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
+use crate::parse::model::process::ProcInfo;
+use crate::parse::model::request::{IterEnd, ReqAcc};
+use crate::reader::{Item, Process, Report};
+use crate::record::Kind;
+
+/// What reading one process produced.
+pub struct ProcResult {
+    /// Model data.
+    pub partial: Partial,
+    /// Reader report (drops, corruption, problems).
+    pub report: Report,
+    /// Domains seen: bit 0 Engine, 1 Schedule, 2 Execute.
+    pub domains: u8,
+    /// The trace fragment file, if JSON output is on.
+    pub fragment: Option<std::path::PathBuf>,
+    /// Trace threads of the process.
+    pub threads: Vec<ThreadInfo>,
+    /// Errors writing outputs.
+    pub io_error: Option<String>,
+}
+
+/// Folds events into a partial.
+pub struct Collector<'a> {
+    info: &'a ProcInfo,
+    spans: &'a HashSet<String>,
+    part: Partial,
+    trace: Option<TraceOut>,
+    domains: u8,
+    io_error: Option<String>,
+}
+
+impl<'a> Collector<'a> {
+    /// A collector for process `info`, keeping `span_info` spans named in `spans`.
+    pub fn new(info: &'a ProcInfo, spans: &'a HashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
+        Collector { info, spans, part: Partial::default(), trace, domains: 0, io_error: None }
+    }
+
+    fn req(&mut self, rid: &str, ts: i64) -> &mut ReqAcc {
+        if !self.part.requests.contains_key(rid) {
+            self.part.requests.insert(rid.to_string(), ReqAcc::default());
+        }
+        let r = self.part.requests.get_mut(rid).unwrap();
+        r.seen(ts);
+        r
+    }
+
+    /// Fold one record.
+    pub fn item(&mut self, it: &Item<'_>) {
+        let ev = Event::from_item(it);
+        self.event(&ev);
+    }
+
+    /// Fold one normalised event.
+    pub fn event(&mut self, ev: &Event<'_>) {
+        let proc = self.info.index;
+        match ev.domain {
+            "Engine" | "Request" => self.domains |= 1,
+            "Schedule" => self.domains |= 2,
+            "Execute" => self.domains |= 4,
+            _ => {}
+        }
+        if ev.kind == Kind::Link {
+            if ev.rids.entries.len() >= 2 {
+                self.part.links.push((ev.rids.entries[0].rid.clone(), ev.rids.entries[1].rid.clone()));
+            }
+            return;
+        }
+        if ev.kind == Kind::Metric {
+            if let (Some(v), Some(t)) = (ev.value, self.trace.as_mut()) {
+                if let Err(e) = t.counter(ev.name, ev.domain, ev.start, &[(ev.name, v)]) {
+                    self.io_error.get_or_insert(e.to_string());
+                }
+            }
+            return;
+        }
+        let batch = ev.kind == Kind::Span && is_batch_name(ev.name);
+        let batch_row = batch.then(|| BatchRow::from_event(ev, proc));
+        // Trace.
+        if let Some(t) = self.trace.as_mut() {
+            let mut res = Ok(());
+            if is_sliced(ev.domain) {
+                match t.slice(ev, batch_row.as_ref().map(|b| (b.batch_size(), b.batch_type.as_str()))) {
+                    Ok(tid) => {
+                        for e in &ev.rids.entries {
+                            self.part.flows.entry(e.rid.clone()).or_default().push(FlowPt { ts: ev.start, pid: self.info.trace_pid, tid });
+                        }
+                    }
+                    Err(e) => res = Err(e),
+                }
+            }
+            if let (Some(size), Some(q)) = (ev.num("QueueSize="), ev.str("scope#QueueName")) {
+                let name = match q {
+                    "WAITING" => "WaitingQueue".to_string(),
+                    "RUNNING" => "RunningQueue".to_string(),
+                    other => format!("{other}Queue"),
+                };
+                res = res.and(t.counter(&name, ev.domain, ev.start, &[("Queue Size", size)]));
+            }
+            if is_kv(ev.domain, ev.name) {
+                let k = KvRow::from_event(ev, proc);
+                let dp = self.info.dp_rank.map(|d| format!("-dp{d}")).unwrap_or_default();
+                if let Some(free) = k.device_block() {
+                    res = res.and(t.counter(&format!("{}{dp}", ev.domain), ev.domain, ev.start, &[("Device Block", free)]));
+                }
+                if let Some(r) = k.rate {
+                    res = res.and(t.counter(&format!("KV Usage{dp}"), ev.domain, ev.start, &[("Usage Percent", r * 100.0)]));
+                }
+            }
+            if let Err(e) = res {
+                self.io_error.get_or_insert(e.to_string());
+            }
+        }
+        if ev.kind == Kind::Span {
+            *self.part.span_names.entry(ev.name.to_string()).or_default() += 1;
+            if self.spans.contains(ev.name) {
+                self.part.spans.push(SpanRow { name: ev.name.to_string(), proc, start: ev.start, end: ev.end });
+            }
+        }
+        // Model.
+        let (s, e) = (ev.start, ev.end);
+        match ev.name {
+            "httpReq" | "tokenize" => {
+                for r in &ev.rids.entries {
+                    self.part.api_ids.insert(r.rid.clone());
+                    let a = self.req(&r.rid, s);
+                    if ev.name == "httpReq" {
+                        ReqAcc::set_min(&mut a.http_req, s);
+                    }
+                }
+            }
+            "httpRes" | "DecodeEnd" | "sendResponse" | "outputSync" => {
+                let recv = ev.num("recvTokenSize=");
+                let reply = ev.num("replyTokenSize=");
+                for r in &ev.rids.entries {
+                    let a = self.req(&r.rid, s);
+                    ReqAcc::set_max(&mut a.end, e);
+                    match ev.name {
+                        "httpRes" => {
+                            a.http_res = true;
+                            ReqAcc::set_max(&mut a.http_res_end, e);
+                            if let Some(v) = recv {
+                                ReqAcc::set_first_f(&mut a.recv_tokens, s, v);
+                            }
+                            if let Some(v) = reply {
+                                ReqAcc::set_first_f(&mut a.reply_tokens, s, v);
+                            }
+                        }
+                        "sendResponse" => ReqAcc::set_first_i(&mut a.first_send, s, e),
+                        "outputSync" => a.output_syncs += 1,
+                        _ => {}
+                    }
+                }
+            }
+            "detokenize" | "decode" => {
+                for r in &ev.rids.entries {
+                    let a = self.req(&r.rid, s);
+                    ReqAcc::set_first_i(&mut a.first_detok, s, e);
+                }
+            }
+            "Enqueue" | "Dequeue" => {
+                let q = ev.str("scope#QueueName").unwrap_or("");
+                if let Some(size) = ev.num("QueueSize=") {
+                    self.part.queue.push(QueueSample { proc, ts: s, queue: q.to_string(), size });
+                }
+                let enq = ev.name == "Enqueue";
+                let waiting = q == "WAITING";
+                for r in &ev.rids.entries {
+                    let a = self.req(&r.rid, s);
+                    if waiting {
+                        if enq {
+                            ReqAcc::set_min(&mut a.enqueue_waiting, s);
+                        } else {
+                            ReqAcc::set_min(&mut a.dequeue_waiting, s);
+                        }
+                    }
+                }
+            }
+            "CacheHitRate" => {
+                if let Some(h) = ev.num("hitCache") {
+                    for r in &ev.rids.entries {
+                        let a = self.req(&r.rid, s);
+                        ReqAcc::set_first_f(&mut a.cache_hit, s, h);
+                    }
+                }
+            }
+            "forward" if ev.kind == Kind::Span => self.part.forwards.push(FwdRow::from_event(ev, proc)),
+            _ => {
+                if is_kv(ev.domain, ev.name) {
+                    self.part.kv.push(KvRow::from_event(ev, proc));
+                } else if ev.domain != "KVCache" && ev.domain != "PullKVCache" {
+                    let exec = ev.name == "modelExec";
+                    let iter_row = batch && (exec || crate::parse::model::batch::SCHEDULE_NAMES.contains(&ev.name));
+                    for r in &ev.rids.entries {
+                        let a = self.req(&r.rid, s);
+                        if exec {
+                            a.exec_ns += e - s;
+                        }
+                        if iter_row {
+                            if let Some(i) = r.iter {
+                                a.iter_ends.push(IterEnd { iter: i, end: e, exec });
+                                if i == 0 {
+                                    ReqAcc::set_min(&mut a.iter0_start, s);
+                                    ReqAcc::set_max(&mut a.iter0_end, e);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(b) = batch_row {
+            self.part.batches.push(b);
+        }
+    }
+
+    /// Finish: flush the trace writer.
+    pub fn finish(mut self, report: Report) -> ProcResult {
+        let (fragment, threads) = match self.trace.take().map(|t| t.finish()) {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                self.io_error.get_or_insert(e.to_string());
+                (None, Vec::new())
+            }
+            None => (None, Vec::new()),
+        };
+        ProcResult { partial: self.part, report, domains: self.domains, fragment, threads, io_error: self.io_error }
+    }
+}
+
+/// Read one process end to end. `progress` counts records as they are read.
+pub fn read_process(p: &Process, info: &ProcInfo, spans: &HashSet<String>, trace: Option<TraceOut>, progress: &AtomicU64) -> ProcResult {
+    let mut c = Collector::new(info, spans, trace);
+    let mut n = 0u64;
+    let report = p.scan(|it| {
+        c.item(&it);
+        n += 1;
+        if n % 4096 == 0 {
+            progress.fetch_add(4096, Ordering::Relaxed);
+        }
+    });
+    progress.fetch_add(n % 4096, Ordering::Relaxed);
+    c.finish(report)
+}

@@ -1,0 +1,366 @@
+//! `profiler.db` (SQLite, 0640): timeline tables (`process`, `thread`, `slice`, `counter`,
+//! `flow`; ns) written by a dedicated thread while the processes are read, then the analysis
+//! tables and the curve views for MindStudio Insight and Grafana's SQLite datasource.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection};
+
+use super::trace::DbRows;
+use crate::parse::build::Model;
+use crate::parse::model::stats::percentile;
+use crate::parse::time;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode=OFF;
+PRAGMA synchronous=OFF;
+CREATE TABLE data_table(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, view_name TEXT);
+CREATE TABLE translate(key TEXT PRIMARY KEY, value_en TEXT, value_zh TEXT);
+CREATE TABLE process(pid TEXT PRIMARY KEY, process_name TEXT, label TEXT, process_sort_index INTEGER);
+CREATE TABLE thread(track_id INTEGER PRIMARY KEY, tid TEXT, pid TEXT, thread_name TEXT, thread_sort_index INTEGER);
+CREATE TABLE slice(id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp INTEGER, duration INTEGER, name TEXT, depth INTEGER, track_id INTEGER, cat TEXT, args TEXT, cname TEXT, end_time INTEGER, flag_id TEXT);
+CREATE TABLE counter(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, pid TEXT, timestamp INTEGER, cat TEXT, args TEXT);
+CREATE TABLE flow(id INTEGER PRIMARY KEY AUTOINCREMENT, flow_id TEXT, name TEXT, cat TEXT, track_id INTEGER, timestamp INTEGER, type TEXT);
+";
+
+struct Tracks {
+    ids: HashMap<(u64, String), i64>,
+    rows: Vec<(i64, u64, String, String)>,
+}
+
+impl Tracks {
+    fn id(&mut self, pid: u64, tid: &str, cat: &str) -> i64 {
+        if let Some(&i) = self.ids.get(&(pid, tid.to_string())) {
+            return i;
+        }
+        let i = self.rows.len() as i64 + 1;
+        self.ids.insert((pid, tid.to_string()), i);
+        self.rows.push((i, pid, tid.to_string(), cat.to_string()));
+        i
+    }
+}
+
+/// The profiler.db writer.
+pub struct Db {
+    tx: SyncSender<DbRows>,
+    worker: JoinHandle<rusqlite::Result<(Connection, Tracks)>>,
+    path: PathBuf,
+}
+
+fn receive(conn: Connection, rx: Receiver<DbRows>) -> rusqlite::Result<(Connection, Tracks)> {
+    let mut tracks = Tracks { ids: HashMap::new(), rows: Vec::new() };
+    conn.execute_batch("BEGIN")?;
+    {
+        let mut slice = conn.prepare("INSERT INTO slice(timestamp, duration, name, depth, track_id, cat, args, cname, end_time, flag_id) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, NULL, ?7, NULL)")?;
+        let mut counter = conn.prepare("INSERT INTO counter(name, pid, timestamp, cat, args) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for msg in rx {
+            match msg {
+                DbRows::Slices(v) => {
+                    for s in v {
+                        let t = tracks.id(s.pid, &s.tid, &s.cat);
+                        slice.execute(params![s.ts, s.dur, s.name, t, s.cat, s.args, s.ts + s.dur])?;
+                    }
+                }
+                DbRows::Counters(v) => {
+                    for c in v {
+                        tracks.id(c.pid, &c.name, &c.cat);
+                        counter.execute(params![c.name, c.pid.to_string(), c.ts, c.cat, c.args])?;
+                    }
+                }
+            }
+        }
+    }
+    conn.execute_batch("COMMIT")?;
+    Ok((conn, tracks))
+}
+
+impl Db {
+    /// Create the database (replacing any old file) and start the timeline writer.
+    pub fn start(path: &Path) -> rusqlite::Result<Db> {
+        let _ = std::fs::remove_file(path);
+        drop(crate::parse::output::create_file(path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?);
+        let conn = Connection::open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        let (tx, rx) = sync_channel(16);
+        let worker = std::thread::Builder::new().name("profiler.db".into()).spawn(move || receive(conn, rx)).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(Db { tx, worker, path: path.to_path_buf() })
+    }
+
+    /// A sender for a process's trace writer.
+    pub fn sender(&self) -> SyncSender<DbRows> {
+        self.tx.clone()
+    }
+
+    /// Wait for the timeline rows, then write process/thread/flow rows, the analysis tables and
+    /// the views.
+    pub fn finish(self, m: &Model) -> rusqlite::Result<()> {
+        drop(self.tx);
+        let (conn, mut tracks) = self.worker.join().map_err(|_| rusqlite::Error::InvalidQuery)??;
+        conn.execute_batch("BEGIN")?;
+        timeline(&conn, m, &mut tracks)?;
+        analysis(&conn, m)?;
+        conn.execute_batch("COMMIT")?;
+        drop(conn);
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o640));
+        Ok(())
+    }
+}
+
+fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<()> {
+    for (rank, &i) in super::chrome::process_order(m).iter().enumerate() {
+        c.execute("INSERT INTO process VALUES (?1, ?2, ?3, ?4)", params![m.procs[i].trace_pid.to_string(), super::chrome::process_name(m, i), super::chrome::label(m, i), rank as i64])?;
+    }
+    // Flow rows need the track of (pid, integer tid).
+    let mut names: HashMap<(u64, u32), (String, String)> = HashMap::new();
+    for (i, ts) in m.threads.iter().enumerate() {
+        for t in ts {
+            names.insert((m.procs[i].trace_pid, t.tid), (t.name.clone(), t.domain.clone()));
+        }
+    }
+    {
+        let mut f = c.prepare("INSERT INTO flow(flow_id, name, cat, track_id, timestamp, type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        for (rid, pts) in &m.flows {
+            if pts.len() < 2 {
+                continue;
+            }
+            for (k, p) in pts.iter().enumerate() {
+                let ph = if k == 0 { "s" } else if k + 1 == pts.len() { "f" } else { "t" };
+                let (n, d) = names.get(&(p.pid, p.tid)).cloned().unwrap_or_default();
+                let t = tracks.id(p.pid, &n, &d);
+                f.execute(params![rid, format!("flow_{rid}"), rid, t, p.ts, ph])?;
+            }
+        }
+    }
+    let mut th = c.prepare("INSERT INTO thread VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for (id, pid, tid, cat) in &tracks.rows {
+        th.execute(params![id, tid, pid.to_string(), tid, super::chrome::thread_sort_index(cat)])?;
+    }
+    Ok(())
+}
+
+fn register(c: &Connection, name: &str, view: &str, en: &str) -> rusqlite::Result<()> {
+    c.execute("INSERT INTO data_table(name, view_name) VALUES (?1, ?2)", params![name, view])?;
+    c.execute("INSERT OR REPLACE INTO translate VALUES (?1, ?2, ?2)", params![view, en])?;
+    Ok(())
+}
+
+fn f(s: &str) -> Option<f64> {
+    s.parse().ok()
+}
+
+fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
+    // request
+    c.execute_batch(
+        "CREATE TABLE request(http_rid TEXT, start_datetime TEXT, recv_token_size REAL, reply_token_size REAL, execution_time REAL, queue_wait_time REAL, first_token_latency REAL, cache_hit_rate REAL, \"start_time(ms)\" INTEGER);
+         CREATE VIEW request_data AS SELECT http_rid, start_datetime, recv_token_size, reply_token_size, execution_time AS \"execution_time(ms)\", queue_wait_time AS \"queue_wait_time(ms)\", first_token_latency AS \"first_token_latency(ms)\", cache_hit_rate, \"start_time(ms)\" FROM request;",
+    )?;
+    {
+        let mut ins = c.prepare("INSERT INTO request VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+        for r in super::request_csv::rows(m) {
+            ins.execute(params![r[0], r[1], f(&r[2]), f(&r[3]), f(&r[4]), f(&r[5]), f(&r[6]), f(&r[7]), r[8].parse::<i64>().ok()])?;
+        }
+    }
+    register(c, "request", "request_data", "Per-request latency and token counts")?;
+
+    // batch, batch_exec, batch_req
+    c.execute_batch(
+        "CREATE TABLE batch(name TEXT, res_list TEXT, start_datetime TEXT, end_datetime TEXT, during_time REAL, batch_type TEXT, prof_id TEXT, batch_size REAL,
+            total_blocks REAL, used_blocks REAL, free_blocks REAL, blocks_allocated REAL, blocks_freed REAL, kvcache_usage_rate REAL,
+            prefill_batch_size INTEGER, decode_batch_size INTEGER, prefill_scheduled_tokens REAL, decode_scheduled_tokens REAL, total_scheduled_tokens REAL, dp_rank INTEGER,
+            accepted_ratio REAL, accepted_ratio_per_pos TEXT, start_time REAL, end_time REAL);
+         CREATE VIEW batch_info AS SELECT name, res_list, start_datetime, end_datetime, during_time AS \"during_time(ms)\", batch_type, prof_id, batch_size, total_blocks, used_blocks, free_blocks, blocks_allocated, blocks_freed, kvcache_usage_rate, prefill_batch_size, decode_batch_size, prefill_scheduled_tokens, decode_scheduled_tokens, total_scheduled_tokens, dp_rank, accepted_ratio, accepted_ratio_per_pos, start_time AS \"start_time(ms)\", end_time AS \"end_time(ms)\" FROM batch;
+         CREATE TABLE batch_exec(batch_id INTEGER, event TEXT, pid TEXT, start REAL, \"end\" REAL);
+         CREATE TABLE batch_req(batch_id INTEGER, req_id INTEGER, rid TEXT, iter INTEGER, block INTEGER);",
+    )?;
+    let sched = m.sched_name;
+    c.execute_batch(&format!(
+        "CREATE VIEW Batch_Size_curve AS SELECT ROW_NUMBER() OVER (ORDER BY start_time) - 1 AS batch_id, batch_size AS total_batch_size, prefill_batch_size, decode_batch_size FROM batch WHERE name = '{sched}';
+         CREATE VIEW Batch_Token_curve AS SELECT ROW_NUMBER() OVER (ORDER BY start_time) - 1 AS batch_id, total_scheduled_tokens, prefill_scheduled_tokens, decode_scheduled_tokens FROM batch WHERE name = '{sched}';"
+    ))?;
+    {
+        let mut ins = c.prepare("INSERT INTO batch VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)")?;
+        let mut ex = c.prepare("INSERT INTO batch_exec VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut rq = c.prepare("INSERT INTO batch_req VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut batch_id: i64 = -1;
+        for b in &m.batches {
+            let p = &m.procs[b.proc];
+            let k = if b.name == "specDecoding" { Default::default() } else { b.kv.unwrap_or_default() };
+            let (ratio, per) = if b.name == "specDecoding" { b.spec_ratios() } else { (None, None) };
+            ins.execute(params![
+                b.name,
+                m.map.remap_value(&b.res_list).to_string(),
+                time::datetime(b.start, p.offset_s),
+                time::datetime(b.end, p.offset_s),
+                b.dur() as f64 / 1e6,
+                b.batch_type,
+                p.prof_id,
+                b.batch_size(),
+                k.total,
+                k.used,
+                k.free,
+                k.allocated,
+                k.freed,
+                k.rate,
+                b.pd_size.0 as i64,
+                b.pd_size.1 as i64,
+                b.pd_tokens.0,
+                b.pd_tokens.1,
+                b.pd_tokens.0 + b.pd_tokens.1,
+                p.dp_rank,
+                ratio,
+                per.map(|v| v.to_string()),
+                b.start as f64 / 1e6,
+                b.end as f64 / 1e6
+            ])?;
+            if b.name == sched {
+                batch_id += 1;
+                for (i, e) in b.entries.iter().enumerate() {
+                    rq.execute(params![batch_id, i as i64, m.map.resolve(&e.rid), e.iter, Option::<i64>::None])?;
+                }
+            }
+            ex.execute(params![batch_id.max(0), b.name, p.trace_pid.to_string(), b.start as f64 / 1e3, b.end as f64 / 1e3])?;
+        }
+    }
+    register(c, "batch", "batch_info", "Batches: composition, KV usage, timing")?;
+
+    // forward
+    c.execute_batch(
+        "CREATE TABLE forward(name TEXT, relative_start_time REAL, start_datetime TEXT, end_datetime TEXT, during_time REAL, bubble_time REAL, batch_size REAL, batch_type TEXT, forward_iter INTEGER, dp_rank TEXT, prof_id TEXT, hostname TEXT, start_time REAL, end_time REAL);
+         CREATE VIEW forward_info AS SELECT name, relative_start_time AS \"relative_start_time(ms)\", start_datetime, end_datetime, during_time AS \"during_time(ms)\", bubble_time AS \"bubble_time(ms)\", batch_size, batch_type, forward_iter, dp_rank, prof_id, hostname, start_time AS \"start_time(ms)\", end_time AS \"end_time(ms)\" FROM forward;
+         CREATE TABLE data_link(source_name TEXT, target_table TEXT, target_name TEXT);
+         INSERT INTO data_link VALUES ('rid', 'request', 'http_rid');",
+    )?;
+    {
+        let mut ins = c.prepare("INSERT INTO forward VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)")?;
+        for fw in &m.forwards {
+            let r = super::forward_csv::cells(m, fw);
+            ins.execute(params![r[0], f(&r[1]), r[2], r[3], f(&r[4]), f(&r[5]), f(&r[6]), r[7], fw.iter as i64, r[9], r[10], r[11], f(&r[12]), f(&r[13])])?;
+        }
+    }
+    register(c, "forward", "forward_info", "Forward passes and bubbles")?;
+
+    // kvcache
+    c.execute_batch(
+        "CREATE TABLE kvcache(name TEXT, start_time TEXT, total_blocks REAL, used_blocks REAL, free_blocks REAL, blocks_allocated REAL, blocks_freed REAL, kvcache_usage_rate REAL, pid TEXT, dp_rank INTEGER);
+         CREATE VIEW kvcache_usage AS SELECT name, start_time, total_blocks, used_blocks, free_blocks, blocks_allocated, blocks_freed, kvcache_usage_rate FROM kvcache;
+         CREATE VIEW Kvcache_Usage_Percent_curve AS SELECT substr(start_time, 1, 10) || ' ' || substr(start_time, 12, 8) || '.' || substr(start_time, 21, 6) AS datetime, kvcache_usage_rate * 100 AS kvcache_usage_percent FROM kvcache WHERE kvcache_usage_rate IS NOT NULL;",
+    )?;
+    {
+        let mut ins = c.prepare("INSERT INTO kvcache VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")?;
+        for k in &m.kv {
+            let p = &m.procs[k.proc];
+            ins.execute(params![k.name, time::datetime(k.ts, p.offset_s), k.total, k.used, k.free, k.allocated, k.freed, k.rate, p.trace_pid.to_string(), p.dp_rank])?;
+        }
+    }
+    register(c, "kvcache", "kvcache_usage", "KV-cache usage over time")?;
+
+    // request_status
+    c.execute_batch(
+        "CREATE TABLE request_status(hostuid TEXT, pid TEXT, start_datetime TEXT, relative_timestamp REAL, waiting REAL, running REAL, swapped REAL, timestamp REAL);
+         CREATE VIEW Request_Status_curve AS SELECT substr(start_datetime, 1, 10) || ' ' || substr(start_datetime, 12, 8) || '.' || substr(start_datetime, 21, 6) AS time, waiting, swapped, running FROM request_status;",
+    )?;
+    {
+        let rows = super::request_status::rows(m);
+        let t0 = rows.first().map(|r| r.1).unwrap_or(0);
+        let mut ins = c.prepare("INSERT INTO request_status VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")?;
+        for (p, ts, w, r, s) in rows {
+            let pi = &m.procs[p];
+            ins.execute(params![pi.hostname, pi.pid.to_string(), time::datetime(ts, pi.offset_s), (ts - t0) as f64 / 1e6, w, r, s, ts as f64 / 1e6])?;
+        }
+    }
+
+    latency_tables(c, m)?;
+    Ok(())
+}
+
+/// `first_token_latency` (100 ms windows), `req_latency` (cumulative, ≤ 100 points) and the
+/// prefill/decode generation-speed tables, with their curve views.
+fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
+    let off = m.procs.first().map(|p| p.offset_s).unwrap_or(0);
+    let dt = |ns: i64| {
+        let s = time::datetime(ns, off);
+        format!("{} {}.{}", &s[..10], &s[11..19], &s[20..26])
+    };
+    c.execute_batch(
+        "CREATE TABLE first_token_latency(timestamp TEXT, p99 REAL, p90 REAL, p50 REAL, min_value REAL, p50_alltime REAL);
+         CREATE VIEW First_Token_Latency_curve AS SELECT timestamp AS time, p99, p90, p50, min_value, p50_alltime FROM first_token_latency;
+         CREATE TABLE req_latency(timestamp TEXT, avg REAL, p99 REAL, p90 REAL, p50 REAL, p50_alltime REAL);
+         CREATE VIEW Request_Latency_curve AS SELECT timestamp AS time, avg, p99, p90, p50, p50_alltime FROM req_latency;
+         CREATE TABLE prefill_gen_speed(timestamp TEXT, avg REAL, p99 REAL, p90 REAL, p50 REAL, p50_alltime REAL);
+         CREATE VIEW Prefill_Generate_Speed_Latency_curve AS SELECT timestamp AS time, avg, p99, p90, p50, p50_alltime FROM prefill_gen_speed;
+         CREATE TABLE decode_gen_speed(timestamp TEXT, avg REAL, p99 REAL, p90 REAL, p50 REAL, p50_alltime REAL);
+         CREATE VIEW Decode_Generate_Speed_Latency_curve AS SELECT timestamp AS time, avg, p99, p90, p50, p50_alltime FROM decode_gen_speed;",
+    )?;
+    let sorted = |v: &mut Vec<f64>| v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // TTFT in 100 ms windows of the request start.
+    let mut ttft: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.http_req?, r.acc.ttft_ns()? as f64 / 1e6))).collect();
+    ttft.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut all: Vec<f64> = ttft.iter().map(|x| x.1).collect();
+    sorted(&mut all);
+    let p50_all = percentile(&all, 0.5);
+    {
+        let mut ins = c.prepare("INSERT INTO first_token_latency VALUES (?1,?2,?3,?4,?5,?6)")?;
+        let mut i = 0;
+        while i < ttft.len() {
+            let w = ttft[i].0.div_euclid(100_000_000);
+            let mut v = Vec::new();
+            while i < ttft.len() && ttft[i].0.div_euclid(100_000_000) == w {
+                v.push(ttft[i].1);
+                i += 1;
+            }
+            sorted(&mut v);
+            ins.execute(params![dt(w * 100_000_000), percentile(&v, 0.99), percentile(&v, 0.9), percentile(&v, 0.5), v[0], p50_all])?;
+        }
+    }
+    // Cumulative request latency by completion time, at most ~100 points.
+    let mut lat: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.end?, r.acc.execution_ns()? as f64 / 1e6))).collect();
+    lat.sort_by(|a, b| a.0.cmp(&b.0));
+    cumulative(c, "req_latency", &lat, &dt)?;
+    // Generation speeds: prefill = prefill tokens / iter-0 time; decode = 1 token / inter-token gap.
+    let mut pre: Vec<(i64, f64)> = Vec::new();
+    let mut dec: Vec<(i64, f64)> = Vec::new();
+    for r in &m.requests {
+        if let (Some(s), Some(e), Some(t)) = (r.acc.http_req.or(r.acc.iter0_start), r.acc.iter0_end, r.acc.recv_tokens) {
+            if e > s {
+                pre.push((e, t.v / ((e - s) as f64 / 1e9)));
+            }
+        }
+        let mut ends: Vec<i64> = r.acc.iter_ends.iter().filter(|x| x.exec).map(|x| x.end).collect();
+        ends.sort();
+        for w in ends.windows(2) {
+            if w[1] > w[0] {
+                dec.push((w[1], 1e9 / (w[1] - w[0]) as f64));
+            }
+        }
+    }
+    pre.sort_by(|a, b| a.0.cmp(&b.0));
+    dec.sort_by(|a, b| a.0.cmp(&b.0));
+    cumulative(c, "prefill_gen_speed", &pre, &dt)?;
+    cumulative(c, "decode_gen_speed", &dec, &dt)?;
+    Ok(())
+}
+
+fn cumulative(c: &Connection, table: &str, v: &[(i64, f64)], dt: &dyn Fn(i64) -> String) -> rusqlite::Result<()> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    let mut all: Vec<f64> = v.iter().map(|x| x.1).collect();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let p50_all = percentile(&all, 0.5);
+    let step = v.len().div_ceil(100).max(1);
+    let mut ins = c.prepare(&format!("INSERT INTO {table} VALUES (?1,?2,?3,?4,?5,?6)"))?;
+    let mut seen: Vec<f64> = Vec::new();
+    for (i, (ts, x)) in v.iter().enumerate() {
+        let k = seen.partition_point(|y| y < x);
+        seen.insert(k, *x);
+        if (i + 1) % step == 0 || i + 1 == v.len() {
+            let avg = seen.iter().sum::<f64>() / seen.len() as f64;
+            ins.execute(params![dt(*ts), avg, percentile(&seen, 0.99), percentile(&seen, 0.9), percentile(&seen, 0.5), p50_all])?;
+        }
+    }
+    Ok(())
+}

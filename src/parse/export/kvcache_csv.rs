@@ -1,0 +1,38 @@
+//! `kvcache.csv`: KV-cache status rows (vLLM format).
+
+use std::path::Path;
+
+use super::csv::{opt, Csv};
+use crate::parse::build::Model;
+use crate::parse::model::kv::KvRow;
+use crate::parse::time;
+
+/// Column names, in order.
+pub const COLUMNS: [&str; 8] = ["name", "start_time", "total_blocks", "used_blocks", "free_blocks", "blocks_allocated", "blocks_freed", "kvcache_usage_rate"];
+
+/// The cells of one row.
+pub fn cells(m: &Model, k: &KvRow) -> [String; 8] {
+    [
+        k.name.clone(),
+        time::datetime(k.ts, m.procs[k.proc].offset_s),
+        opt(k.total),
+        opt(k.used),
+        opt(k.free),
+        opt(k.allocated),
+        opt(k.freed),
+        opt(k.rate),
+    ]
+}
+
+/// Write `kvcache.csv`. Returns whether it was written.
+pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
+    if m.kv.is_empty() {
+        return Ok(false);
+    }
+    let mut c = Csv::create(&dir.join("kvcache.csv"), &COLUMNS)?;
+    for k in &m.kv {
+        c.row(&cells(m, k))?;
+    }
+    c.finish()?;
+    Ok(true)
+}

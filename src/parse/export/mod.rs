@@ -1,0 +1,14 @@
+//! Exporters: one file per output (see docs/OUTPUTS.md).
+
+pub mod batch_csv;
+pub mod chrome;
+pub mod db;
+pub mod csv;
+pub mod forward_csv;
+pub mod kvcache_csv;
+pub mod request_csv;
+pub mod request_status;
+pub mod span_info;
+pub mod spec_decode_csv;
+pub mod summary;
+pub mod trace;

@@ -1,0 +1,245 @@
+//! The per-process trace writer: slices, instants and counters of one process, streamed into a
+//! chrome-trace fragment file and/or batches of profiler.db timeline rows. Fragments are joined
+//! into `chrome_tracing.json` at the end (see [`super::chrome`]).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
+
+use serde_json::Value as J;
+
+use crate::parse::model::event::Event;
+use crate::parse::time;
+
+/// A trace thread (track) of one process.
+#[derive(Clone, Debug)]
+pub struct ThreadInfo {
+    /// The integer tid used in the trace.
+    pub tid: u32,
+    /// `<domain>(<os tid>)`, or the domain alone for request/KV domains.
+    pub name: String,
+    /// The domain.
+    pub domain: String,
+}
+
+/// One `slice` row of profiler.db (ns).
+#[derive(Clone, Debug)]
+pub struct SliceRow {
+    /// Start, epoch ns.
+    pub ts: i64,
+    /// Duration, ns.
+    pub dur: i64,
+    /// Name.
+    pub name: String,
+    /// Trace pid.
+    pub pid: u64,
+    /// Thread name (the `thread.tid` text).
+    pub tid: String,
+    /// Domain.
+    pub cat: String,
+    /// Arguments, JSON.
+    pub args: String,
+}
+
+/// One `counter` row of profiler.db (ns).
+#[derive(Clone, Debug)]
+pub struct CounterRow {
+    /// Counter name.
+    pub name: String,
+    /// Trace pid.
+    pub pid: u64,
+    /// Time, epoch ns.
+    pub ts: i64,
+    /// Domain.
+    pub cat: String,
+    /// Arguments, JSON.
+    pub args: String,
+}
+
+/// Timeline rows sent to the profiler.db writer.
+pub enum DbRows {
+    /// Slices and instants.
+    Slices(Vec<SliceRow>),
+    /// Counter samples.
+    Counters(Vec<CounterRow>),
+}
+
+const BATCH: usize = 4096;
+
+/// Domains whose records are not drawn as slices (counters or nothing).
+pub fn is_sliced(domain: &str) -> bool {
+    !matches!(domain, "npu" | "Schedule.KVCache" | "KVCache" | "PullKVCache" | "Queue" | "Meta") && !domain.starts_with("expert_hot")
+}
+
+/// Domains drawn on one track per process (not per OS thread).
+fn per_process_track(domain: &str) -> bool {
+    matches!(domain, "Request" | "RequestState" | "Schedule.KVCache" | "KVCache")
+}
+
+/// Writer for one process.
+pub struct TraceOut {
+    pid: u64,
+    offset_s: i32,
+    json: Option<(BufWriter<File>, PathBuf, bool)>,
+    db: Option<(SyncSender<DbRows>, Vec<SliceRow>, Vec<CounterRow>)>,
+    threads: HashMap<(String, u32), u32>,
+    list: Vec<ThreadInfo>,
+    buf: Vec<u8>,
+}
+
+impl TraceOut {
+    /// A writer for trace pid `pid`, writing a fragment to `json` and/or rows to `db`.
+    pub fn new(pid: u64, offset_s: i32, json: Option<PathBuf>, db: Option<SyncSender<DbRows>>) -> std::io::Result<TraceOut> {
+        let json = match json {
+            Some(p) => Some((BufWriter::with_capacity(1 << 20, File::create(&p)?), p, true)),
+            None => None,
+        };
+        Ok(TraceOut { pid, offset_s, json, db: db.map(|s| (s, Vec::new(), Vec::new())), threads: HashMap::new(), list: Vec::new(), buf: Vec::with_capacity(1024) })
+    }
+
+    /// The integer tid of (domain, OS tid), allocated on first use.
+    pub fn tid(&mut self, domain: &str, os_tid: u32) -> u32 {
+        let os = if per_process_track(domain) { 0 } else { os_tid };
+        if let Some(&t) = self.threads.get(&(domain.to_string(), os)) {
+            return t;
+        }
+        let t = self.list.len() as u32 + 1;
+        let name = if os == 0 && per_process_track(domain) { domain.to_string() } else { format!("{domain}({os})") };
+        self.threads.insert((domain.to_string(), os), t);
+        self.list.push(ThreadInfo { tid: t, name, domain: domain.to_string() });
+        t
+    }
+
+    fn emit(&mut self) -> std::io::Result<()> {
+        if let Some((w, _, first)) = &mut self.json {
+            if !*first {
+                w.write_all(b",\n")?;
+            }
+            *first = false;
+            w.write_all(&self.buf)?;
+        }
+        Ok(())
+    }
+
+    /// A slice (`X`) or instant (`I`) for `ev`; `batch` adds `batch_size`, `batch_type` and
+    /// `res_list`. Returns the integer tid.
+    pub fn slice(&mut self, ev: &Event<'_>, batch: Option<(f64, &str)>) -> std::io::Result<u32> {
+        let tid = self.tid(ev.domain, ev.tid);
+        let mut args = Vec::with_capacity(256);
+        args.push(b'{');
+        let mut n = 0;
+        let mut put = |args: &mut Vec<u8>, k: &str, v: &J| {
+            if n > 0 {
+                args.push(b',');
+            }
+            n += 1;
+            let _ = serde_json::to_writer(&mut *args, k);
+            args.push(b':');
+            let _ = serde_json::to_writer(&mut *args, v);
+        };
+        for (k, v) in &ev.attrs {
+            if !matches!(k.as_str(), "domain" | "name" | "type" | "rid" | "batch_size" | "batch_type") {
+                put(&mut args, k, v);
+            }
+        }
+        put(&mut args, "start_datetime", &J::String(time::datetime(ev.start, self.offset_s)));
+        put(&mut args, "end_datetime", &J::String(time::datetime(ev.end, self.offset_s)));
+        put(&mut args, "tid", &J::from(ev.tid));
+        if let Some((size, ty)) = batch {
+            put(&mut args, "batch_size", &J::from(size));
+            if !ty.is_empty() {
+                put(&mut args, "batch_type", &J::String(ty.to_string()));
+            }
+            if let Some(r) = ev.attrs.get("rid") {
+                put(&mut args, "res_list", r);
+            }
+        } else {
+            for k in ["batch_size", "batch_type"] {
+                if let Some(v) = ev.attrs.get(k) {
+                    put(&mut args, k, v);
+                }
+            }
+        }
+        if !ev.rids.is_empty() {
+            put(&mut args, "rid", &J::String(ev.rids.joined()));
+        }
+        args.push(b'}');
+        let dur = ev.dur();
+        if self.json.is_some() {
+            self.buf.clear();
+            self.buf.extend_from_slice(b"{\"name\":");
+            let _ = serde_json::to_writer(&mut self.buf, ev.name);
+            if dur > 0 {
+                let _ = write!(self.buf, ",\"ph\":\"X\",\"ts\":{},\"dur\":{}", time::us_text(ev.start), time::us_text(dur));
+            } else {
+                let _ = write!(self.buf, ",\"ph\":\"I\",\"s\":\"t\",\"ts\":{}", time::us_text(ev.start));
+            }
+            let _ = write!(self.buf, ",\"pid\":{},\"tid\":{},\"cat\":", self.pid, tid);
+            let _ = serde_json::to_writer(&mut self.buf, ev.domain);
+            self.buf.extend_from_slice(b",\"args\":");
+            self.buf.extend_from_slice(&args);
+            self.buf.push(b'}');
+            self.emit()?;
+        }
+        if let Some((tx, slices, _)) = &mut self.db {
+            slices.push(SliceRow {
+                ts: ev.start,
+                dur,
+                name: ev.name.to_string(),
+                pid: self.pid,
+                tid: self.list[tid as usize - 1].name.clone(),
+                cat: ev.domain.to_string(),
+                args: String::from_utf8(args).unwrap_or_default(),
+            });
+            if slices.len() >= BATCH {
+                let _ = tx.send(DbRows::Slices(std::mem::take(slices)));
+            }
+        }
+        Ok(tid)
+    }
+
+    /// A counter sample (`C`): `name` on this process, values by series.
+    pub fn counter(&mut self, name: &str, cat: &str, ts: i64, values: &[(&str, f64)]) -> std::io::Result<()> {
+        let mut args = serde_json::Map::new();
+        for (k, v) in values {
+            args.insert((*k).to_string(), J::from(*v));
+        }
+        let args = J::Object(args).to_string();
+        if self.json.is_some() {
+            self.buf.clear();
+            self.buf.extend_from_slice(b"{\"name\":");
+            let _ = serde_json::to_writer(&mut self.buf, name);
+            let _ = write!(self.buf, ",\"ph\":\"C\",\"ts\":{},\"pid\":{},\"args\":{args}}}", time::us_text(ts), self.pid);
+            self.emit()?;
+        }
+        if let Some((tx, _, counters)) = &mut self.db {
+            counters.push(CounterRow { name: name.to_string(), pid: self.pid, ts, cat: cat.to_string(), args });
+            if counters.len() >= BATCH {
+                let _ = tx.send(DbRows::Counters(std::mem::take(counters)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Flush; returns the fragment path (if any) and the thread table.
+    pub fn finish(mut self) -> std::io::Result<(Option<PathBuf>, Vec<ThreadInfo>)> {
+        let path = match self.json.take() {
+            Some((mut w, p, _)) => {
+                w.flush()?;
+                Some(p)
+            }
+            None => None,
+        };
+        if let Some((tx, s, c)) = self.db.take() {
+            if !s.is_empty() {
+                let _ = tx.send(DbRows::Slices(s));
+            }
+            if !c.is_empty() {
+                let _ = tx.send(DbRows::Counters(c));
+            }
+        }
+        Ok((path, self.list))
+    }
+}

@@ -1,0 +1,236 @@
+//! Batches: one row per schedule / execute / spec-decode span, with P/D composition, KV columns
+//! matched by time and spec-decode acceptance.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value as J};
+
+use super::event::Event;
+use super::kv::KvRow;
+use super::rid::RidEntry;
+
+/// Names that make batch rows (the schedule name is chosen per parse: `BatchSchedule` if present,
+/// else `batchFrameworkProcessing`, else `Schedule`).
+pub const SCHEDULE_NAMES: [&str; 3] = ["BatchSchedule", "batchFrameworkProcessing", "Schedule"];
+/// Execute-side batch rows.
+pub const EXEC_NAMES: [&str; 4] = ["modelExec", "modelRunnerExec", "Execute", "specDecoding"];
+
+/// Whether a record named `name` (a span) is a batch row candidate.
+pub fn is_batch_name(name: &str) -> bool {
+    SCHEDULE_NAMES.contains(&name) || EXEC_NAMES.contains(&name)
+}
+
+/// KV-cache values copied onto a schedule row.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KvCols {
+    /// `total_blocks`.
+    pub total: f64,
+    /// `used_blocks`.
+    pub used: f64,
+    /// `free_blocks`.
+    pub free: f64,
+    /// `blocks_allocated`.
+    pub allocated: f64,
+    /// `blocks_freed`.
+    pub freed: f64,
+    /// `kvcache_usage_rate` (0–1).
+    pub rate: f64,
+}
+
+/// One batch.csv row.
+#[derive(Clone, Debug)]
+pub struct BatchRow {
+    /// Record name.
+    pub name: String,
+    /// Process index.
+    pub proc: usize,
+    /// Start, epoch ns.
+    pub start: i64,
+    /// End, epoch ns.
+    pub end: i64,
+    /// The `rid` structure as recorded (remapped at output).
+    pub res_list: J,
+    /// The parsed requests.
+    pub entries: Vec<RidEntry>,
+    /// `batch_type` (attribute, else from `iter`s); `Prefill,Decode` normalised to `Prefill, Decode`.
+    pub batch_type: String,
+    /// KV columns (schedule rows only).
+    pub kv: Option<KvCols>,
+    /// `spec_decode_accepted_by_req` of a `modelRunnerExec` row.
+    pub accepted_by_req: Option<Map<String, J>>,
+    /// Prefill / decode request counts.
+    pub pd_size: (u64, u64),
+    /// Prefill / decode scheduled tokens.
+    pub pd_tokens: (f64, f64),
+}
+
+/// Normalise a batch type: both mixed spellings become `Prefill, Decode`.
+pub fn normalise_type(s: &str) -> String {
+    let parts: Vec<&str> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let has = |w: &str| parts.iter().any(|p| p.eq_ignore_ascii_case(w));
+    match (has("Prefill"), has("Decode")) {
+        (true, true) => "Prefill, Decode".into(),
+        (true, false) => "Prefill".into(),
+        (false, true) => "Decode".into(),
+        _ => s.to_string(),
+    }
+}
+
+impl BatchRow {
+    /// From a batch span.
+    pub fn from_event(ev: &Event<'_>, proc: usize) -> BatchRow {
+        let entries = ev.rids.entries.clone();
+        let batch_type = match ev.str("batch_type") {
+            Some(t) if !t.is_empty() => normalise_type(t),
+            _ => {
+                let iters: Vec<i64> = entries.iter().filter_map(|e| e.iter).collect();
+                let (z, nz) = (iters.iter().any(|&i| i == 0), iters.iter().any(|&i| i > 0));
+                match (z, nz) {
+                    (true, true) => "Prefill, Decode".into(),
+                    (true, false) => "Prefill".into(),
+                    (false, true) => "Decode".into(),
+                    _ => String::new(),
+                }
+            }
+        };
+        let mut r = BatchRow {
+            name: ev.name.to_string(),
+            proc,
+            start: ev.start,
+            end: ev.end,
+            res_list: ev.attrs.get("rid").cloned().unwrap_or_else(|| J::Array(entries.iter().map(|e| J::String(e.rid.clone())).collect())),
+            entries,
+            batch_type,
+            kv: None,
+            accepted_by_req: ev.attrs.get("spec_decode_accepted_by_req").and_then(|v| v.as_object()).cloned(),
+            pd_size: (0, 0),
+            pd_tokens: (0.0, 0.0),
+        };
+        r.compute_pd();
+        r
+    }
+
+    /// Prefill/decode sizes and tokens from the dicts.
+    pub fn compute_pd(&mut self) {
+        let (mut ps, mut ds, mut pt, mut dt) = (0, 0, 0.0, 0.0);
+        for e in &self.entries {
+            if e.iter.is_none() && e.typ.is_none() {
+                continue;
+            }
+            let t = e.scheduled.unwrap_or(0.0);
+            if e.is_prefill() {
+                ps += 1;
+                pt += t;
+            } else {
+                ds += 1;
+                dt += t;
+            }
+        }
+        self.pd_size = (ps, ds);
+        self.pd_tokens = (pt, dt);
+    }
+
+    /// `batch_size`: the number of requests.
+    pub fn batch_size(&self) -> f64 {
+        self.entries.len() as f64
+    }
+
+    /// `during_time`, ns.
+    pub fn dur(&self) -> i64 {
+        self.end - self.start
+    }
+
+    /// Spec-decode totals (Σ spec, Σ accepted) and the per-position ratios.
+    pub fn spec_ratios(&self) -> (Option<f64>, Option<J>) {
+        let spec: Vec<f64> = self.entries.iter().map(spec_tokens).collect();
+        let acc: Vec<f64> = self.entries.iter().map(|e| e.spec_accepted.unwrap_or(0.0)).collect();
+        let (s, a): (f64, f64) = (spec.iter().sum(), acc.iter().sum());
+        let ratio = (s > 0.0).then(|| round4(a / s));
+        let max_spec = spec.iter().cloned().fold(0.0, f64::max) as usize;
+        let mut per = Map::new();
+        for p in 0..max_spec {
+            let den = spec.iter().filter(|&&x| x >= (p + 1) as f64).count();
+            let num = acc.iter().filter(|&&x| x >= (p + 1) as f64).count();
+            if den > 0 {
+                per.insert(p.to_string(), J::from(round4(num as f64 / den as f64)));
+            }
+        }
+        (ratio, Some(J::Object(per)))
+    }
+}
+
+/// `spec_tokens` of a request: `num_spec_output_tokens`, else `num_scheduled_tokens`, else 0.
+pub fn spec_tokens(e: &RidEntry) -> f64 {
+    e.spec_out.or(e.scheduled).unwrap_or(0.0)
+}
+
+/// Round to 4 decimals.
+pub fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// Which schedule name this parse uses, from the names present.
+pub fn schedule_name(rows: &[BatchRow]) -> &'static str {
+    for n in SCHEDULE_NAMES {
+        if rows.iter().any(|r| r.name == n) {
+            return n;
+        }
+    }
+    SCHEDULE_NAMES[1]
+}
+
+/// Finish the batch rows: keep the schedule name chosen and the execute names, sort by time,
+/// match KV rows onto schedule rows, and fill spec-decode rows. `kv` must be sorted by time.
+pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static str) {
+    let sched = schedule_name(&rows);
+    rows.retain(|r| r.name == sched || EXEC_NAMES.contains(&r.name.as_str()));
+    rows.sort_by(|a, b| (a.start, a.end, a.proc).cmp(&(b.start, b.end, b.proc)));
+    // KV status rows by process.
+    let mut by_proc: BTreeMap<usize, Vec<&KvRow>> = BTreeMap::new();
+    for k in kv.iter().filter(|k| k.name == "KVCacheStatus") {
+        by_proc.entry(k.proc).or_default().push(k);
+    }
+    for r in rows.iter_mut().filter(|r| r.name == sched) {
+        let Some(ks) = by_proc.get(&r.proc) else { continue };
+        let i = ks.partition_point(|k| k.ts < r.start);
+        let k = ks.get(i).or_else(|| i.checked_sub(1).and_then(|j| ks.get(j)));
+        if let Some(k) = k {
+            r.kv = Some(k.cols());
+        }
+    }
+    // Spec decoding: P/D sizes from the latest modelExec ending at or before, accepted counts
+    // from the first modelRunnerExec starting at or after (same process).
+    let n = rows.len();
+    for i in 0..n {
+        if rows[i].name != "specDecoding" {
+            continue;
+        }
+        let (proc, end) = (rows[i].proc, rows[i].end);
+        let exec = rows.iter().filter(|r| r.proc == proc && r.name == "modelExec" && r.end <= end).max_by_key(|r| r.end).map(|r| (r.pd_size, r.pd_tokens));
+        let runner = rows.iter().filter(|r| r.proc == proc && r.name == "modelRunnerExec" && r.start >= end).min_by_key(|r| r.start).and_then(|r| r.accepted_by_req.clone());
+        let row = &mut rows[i];
+        if let Some((s, t)) = exec {
+            row.pd_size = s;
+            row.pd_tokens = t;
+        }
+        if let Some(acc) = runner {
+            let mut list = row.res_list.clone();
+            if let J::Array(a) = &mut list {
+                for d in a.iter_mut() {
+                    if let J::Object(o) = d {
+                        if let Some(v) = o.get("rid").and_then(super::rid::scalar).and_then(|r| acc.get(&r).cloned()) {
+                            o.insert("num_spec_accepted_tokens".into(), v);
+                        }
+                    }
+                }
+            }
+            for e in row.entries.iter_mut() {
+                if let Some(v) = acc.get(&e.rid).and_then(|v| super::event::num(Some(v))) {
+                    e.spec_accepted = Some(v);
+                }
+            }
+            row.res_list = list;
+        }
+    }
+    (rows, sched)
+}

@@ -1,0 +1,94 @@
+//! Forward passes (`forward` spans of the worker), with bubbles and inherited batch info.
+
+use std::collections::HashMap;
+
+use super::batch::BatchRow;
+use super::event::Event;
+
+/// One forward.csv row.
+#[derive(Clone, Debug)]
+pub struct FwdRow {
+    /// Process index.
+    pub proc: usize,
+    /// Start, epoch ns.
+    pub start: i64,
+    /// End, epoch ns.
+    pub end: i64,
+    /// The rids joined by `,`.
+    pub rid: String,
+    /// `batch_size` (own attribute, else inherited).
+    pub batch_size: Option<f64>,
+    /// `batch_type` (own attribute, else inherited).
+    pub batch_type: Option<String>,
+    /// `dp_rank` attribute.
+    pub dp_rank: Option<String>,
+    /// 1-based counter per process (set by [`finish`]).
+    pub iter: u64,
+    /// Start − earliest start on the same host, ns (set by [`finish`]).
+    pub relative: i64,
+    /// Next start − this end on the same process, ns (set by [`finish`]).
+    pub bubble: Option<i64>,
+}
+
+impl FwdRow {
+    /// From a `forward` span.
+    pub fn from_event(ev: &Event<'_>, proc: usize) -> FwdRow {
+        FwdRow {
+            proc,
+            start: ev.start,
+            end: ev.end,
+            rid: ev.rids.joined(),
+            batch_size: ev.num("batch_size"),
+            batch_type: ev.str("batch_type").map(super::batch::normalise_type),
+            dp_rank: ev.attrs.get("dp_rank").map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())),
+            iter: 0,
+            relative: 0,
+            bubble: None,
+        }
+    }
+}
+
+/// Sort, number, compute bubbles and relative starts (`host_of(proc)` gives the host index),
+/// and inherit batch size/type from the latest batch row with the same rid string.
+pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usize) -> usize) -> Vec<FwdRow> {
+    rows.sort_by(|a, b| (a.start, a.proc).cmp(&(b.start, b.proc)));
+    let mut by_rid: HashMap<String, Vec<(i64, f64, &str)>> = HashMap::new();
+    for b in batches {
+        let key = b.entries.iter().map(|e| e.rid.as_str()).collect::<Vec<_>>().join(",");
+        by_rid.entry(key).or_default().push((b.start, b.batch_size(), b.batch_type.as_str()));
+    }
+    for v in by_rid.values_mut() {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let mut host_min: HashMap<usize, i64> = HashMap::new();
+    for r in &rows {
+        let h = host_of(r.proc);
+        let m = host_min.entry(h).or_insert(r.start);
+        *m = (*m).min(r.start);
+    }
+    let mut counters: HashMap<usize, u64> = HashMap::new();
+    let mut last: HashMap<usize, usize> = HashMap::new();
+    for i in 0..rows.len() {
+        let p = rows[i].proc;
+        let c = counters.entry(p).or_default();
+        *c += 1;
+        rows[i].iter = *c;
+        rows[i].relative = rows[i].start - host_min[&host_of(p)];
+        if let Some(j) = last.insert(p, i) {
+            rows[j].bubble = Some(rows[i].start - rows[j].end);
+        }
+        if rows[i].batch_size.is_none() || rows[i].batch_type.is_none() {
+            if let Some(v) = by_rid.get(&rows[i].rid) {
+                let k = v.partition_point(|x| x.0 <= rows[i].start);
+                if k > 0 {
+                    let (_, size, ty) = v[k - 1];
+                    rows[i].batch_size.get_or_insert(size);
+                    if rows[i].batch_type.is_none() && !ty.is_empty() {
+                        rows[i].batch_type = Some(ty.to_string());
+                    }
+                }
+            }
+        }
+    }
+    rows
+}

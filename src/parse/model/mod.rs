@@ -1,0 +1,12 @@
+//! The parse model: normalised events, requests, batches, KV cache, forward passes, processes,
+//! and the statistics over them. Built from per-process partial results merged in any order.
+
+pub mod batch;
+pub mod event;
+pub mod forward;
+pub mod kv;
+pub mod partial;
+pub mod process;
+pub mod request;
+pub mod rid;
+pub mod stats;

@@ -1,0 +1,97 @@
+//! What reading one process yields; partials of all processes are merged into the model.
+
+use std::collections::{HashMap, HashSet};
+
+use super::batch::BatchRow;
+use super::forward::FwdRow;
+use super::kv::KvRow;
+use super::request::ReqAcc;
+
+/// A point of a request's flow in the trace.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowPt {
+    /// Epoch ns.
+    pub ts: i64,
+    /// Trace pid.
+    pub pid: u64,
+    /// Trace tid.
+    pub tid: u32,
+}
+
+/// A span kept for `span_info/`.
+#[derive(Clone, Debug)]
+pub struct SpanRow {
+    /// Span name.
+    pub name: String,
+    /// Process index.
+    pub proc: usize,
+    /// Start, epoch ns.
+    pub start: i64,
+    /// End, epoch ns.
+    pub end: i64,
+}
+
+/// A queue-size sample (`Enqueue`/`Dequeue` with `QueueSize=` and `scope#QueueName`).
+#[derive(Clone, Debug)]
+pub struct QueueSample {
+    /// Process index.
+    pub proc: usize,
+    /// Epoch ns.
+    pub ts: i64,
+    /// `WAITING`, `RUNNING`, …
+    pub queue: String,
+    /// Size after the change.
+    pub size: f64,
+}
+
+/// The result of reading one process (or several, merged).
+#[derive(Default)]
+pub struct Partial {
+    /// Requests by raw id.
+    pub requests: HashMap<String, ReqAcc>,
+    /// Ids seen on `httpReq`/`tokenize` (API-side ids).
+    pub api_ids: HashSet<String>,
+    /// Link records (from, to).
+    pub links: Vec<(String, String)>,
+    /// Batch rows.
+    pub batches: Vec<BatchRow>,
+    /// KV rows.
+    pub kv: Vec<KvRow>,
+    /// Forward rows.
+    pub forwards: Vec<FwdRow>,
+    /// Spans for span_info.
+    pub spans: Vec<SpanRow>,
+    /// Queue samples.
+    pub queue: Vec<QueueSample>,
+    /// Flow points by raw rid.
+    pub flows: HashMap<String, Vec<FlowPt>>,
+    /// Span names seen, with counts (all processes).
+    pub span_names: HashMap<String, u64>,
+}
+
+impl Partial {
+    /// Merge `o` into `self`.
+    pub fn merge(&mut self, o: Partial) {
+        for (k, v) in o.requests {
+            match self.requests.get_mut(&k) {
+                Some(a) => a.merge(&v),
+                None => {
+                    self.requests.insert(k, v);
+                }
+            }
+        }
+        self.api_ids.extend(o.api_ids);
+        self.links.extend(o.links);
+        self.batches.extend(o.batches);
+        self.kv.extend(o.kv);
+        self.forwards.extend(o.forwards);
+        self.spans.extend(o.spans);
+        self.queue.extend(o.queue);
+        for (k, v) in o.flows {
+            self.flows.entry(k).or_default().extend(v);
+        }
+        for (k, v) in o.span_names {
+            *self.span_names.entry(k).or_default() += v;
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Per-request accumulation. Every field is mergeable (min, max, sum, earliest-by-time), so the
+//! processes can be read in parallel and in any order, and engine ids merged into API ids later.
+
+use std::collections::HashMap;
+
+/// A value with the time it was seen; merging keeps the earliest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct First<T> {
+    /// When (epoch ns).
+    pub ts: i64,
+    /// What.
+    pub v: T,
+}
+
+fn first<T: Copy>(a: Option<First<T>>, b: Option<First<T>>) -> Option<First<T>> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.ts < x.ts { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn min(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn max(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// What is known about one request id.
+#[derive(Clone, Debug, Default)]
+pub struct ReqAcc {
+    /// Earliest time the id was seen in any record.
+    pub first_seen: Option<i64>,
+    /// Start of the first `httpReq`.
+    pub http_req: Option<i64>,
+    /// An `httpRes` was seen.
+    pub http_res: bool,
+    /// Latest end of `httpRes`/`DecodeEnd`/`sendResponse`/`outputSync`.
+    pub end: Option<i64>,
+    /// Latest end of `httpRes` alone (service throughput).
+    pub http_res_end: Option<i64>,
+    /// First non-null `recvTokenSize=`.
+    pub recv_tokens: Option<First<f64>>,
+    /// First non-null `replyTokenSize=`.
+    pub reply_tokens: Option<First<f64>>,
+    /// Number of `outputSync` records.
+    pub output_syncs: u64,
+    /// First `Enqueue` into `WAITING`.
+    pub enqueue_waiting: Option<i64>,
+    /// First `Dequeue` out of `WAITING`.
+    pub dequeue_waiting: Option<i64>,
+    /// TTFT set: latest end of iter-0 schedule/execute rows.
+    pub iter0_end: Option<i64>,
+    /// TTFT set: earliest start of iter-0 schedule/execute rows.
+    pub iter0_start: Option<i64>,
+    /// TTFT set: the first `detokenize` (start, end).
+    pub first_detok: Option<First<i64>>,
+    /// TTFT set: the first `sendResponse` (start, end).
+    pub first_send: Option<First<i64>>,
+    /// `hitCache` of the first `CacheHitRate`.
+    pub cache_hit: Option<First<f64>>,
+    /// Σ `modelExec` durations containing the request (ns).
+    pub exec_ns: i64,
+    /// Per iteration: end of the execute row (or the schedule row when none), for TPOT.
+    pub iter_ends: Vec<IterEnd>,
+}
+
+/// The end of one iteration of a request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IterEnd {
+    /// `iter`.
+    pub iter: i64,
+    /// End, epoch ns.
+    pub end: i64,
+    /// From an execute row (`modelExec`); schedule rows are only a fallback.
+    pub exec: bool,
+}
+
+impl ReqAcc {
+    /// Note that the id appeared at `ts`.
+    pub fn seen(&mut self, ts: i64) {
+        self.first_seen = min(self.first_seen, Some(ts));
+    }
+
+    /// Merge another accumulator (of the same or a mapped id) into this one.
+    pub fn merge(&mut self, o: &ReqAcc) {
+        self.first_seen = min(self.first_seen, o.first_seen);
+        self.http_req = min(self.http_req, o.http_req);
+        self.http_res |= o.http_res;
+        self.end = max(self.end, o.end);
+        self.http_res_end = max(self.http_res_end, o.http_res_end);
+        self.recv_tokens = first(self.recv_tokens, o.recv_tokens);
+        self.reply_tokens = first(self.reply_tokens, o.reply_tokens);
+        self.output_syncs += o.output_syncs;
+        self.enqueue_waiting = min(self.enqueue_waiting, o.enqueue_waiting);
+        self.dequeue_waiting = min(self.dequeue_waiting, o.dequeue_waiting);
+        self.iter0_end = max(self.iter0_end, o.iter0_end);
+        self.iter0_start = min(self.iter0_start, o.iter0_start);
+        self.first_detok = first(self.first_detok, o.first_detok);
+        self.first_send = first(self.first_send, o.first_send);
+        self.cache_hit = first(self.cache_hit, o.cache_hit);
+        self.exec_ns += o.exec_ns;
+        self.iter_ends.extend_from_slice(&o.iter_ends);
+    }
+
+    /// Earliest-by-time setters used by the collector.
+    pub fn set_first_f(slot: &mut Option<First<f64>>, ts: i64, v: f64) {
+        *slot = first(*slot, Some(First { ts, v }));
+    }
+
+    /// As [`set_first_f`](Self::set_first_f), for an end time.
+    pub fn set_first_i(slot: &mut Option<First<i64>>, ts: i64, v: i64) {
+        *slot = first(*slot, Some(First { ts, v }));
+    }
+
+    /// Min into a slot.
+    pub fn set_min(slot: &mut Option<i64>, v: i64) {
+        *slot = min(*slot, Some(v));
+    }
+
+    /// Max into a slot.
+    pub fn set_max(slot: &mut Option<i64>, v: i64) {
+        *slot = max(*slot, Some(v));
+    }
+
+    /// Time to first token, ns: max(end) − min(start) over {httpReq, iter-0 rows, first
+    /// detokenize, first sendResponse}, kept only when the set has more than `httpReq` and
+    /// `httpReq` is its earliest member.
+    pub fn ttft_ns(&self) -> Option<i64> {
+        let start = self.http_req?;
+        let mut others_start = Vec::new();
+        let mut end = start;
+        if let (Some(s), Some(e)) = (self.iter0_start, self.iter0_end) {
+            others_start.push(s);
+            end = end.max(e);
+        }
+        if let Some(d) = self.first_detok {
+            others_start.push(d.ts);
+            end = end.max(d.v);
+        }
+        if let Some(d) = self.first_send {
+            others_start.push(d.ts);
+            end = end.max(d.v);
+        }
+        if others_start.is_empty() || others_start.iter().any(|&s| s < start) {
+            return None;
+        }
+        Some(end - start)
+    }
+
+    /// Queue wait, ns: first `Dequeue` out of `WAITING` − first `Enqueue` into `WAITING`.
+    pub fn queue_wait_ns(&self) -> Option<i64> {
+        match (self.enqueue_waiting, self.dequeue_waiting) {
+            (Some(a), Some(b)) if b >= a => Some(b - a),
+            _ => None,
+        }
+    }
+
+    /// Request execution time, ns: last end − first `httpReq`.
+    pub fn execution_ns(&self) -> Option<i64> {
+        Some(self.end? - self.http_req?).filter(|d| *d >= 0)
+    }
+
+    /// `reply_token_size`: the count of `outputSync` rows when there are any, else
+    /// `replyTokenSize=`.
+    pub fn reply(&self) -> Option<f64> {
+        if self.output_syncs > 0 {
+            Some(self.output_syncs as f64)
+        } else {
+            self.reply_tokens.map(|f| f.v)
+        }
+    }
+
+    /// Inter-token latencies, ns: differences of consecutive iteration ends.
+    pub fn tpot_samples(&self) -> Vec<i64> {
+        let mut by_iter: HashMap<i64, (bool, i64)> = HashMap::new();
+        for e in &self.iter_ends {
+            let slot = by_iter.entry(e.iter).or_insert((e.exec, e.end));
+            // Execute rows win over schedule rows; among equals keep the latest end.
+            if (e.exec && !slot.0) || (e.exec == slot.0 && e.end > slot.1) {
+                *slot = (e.exec, e.end);
+            }
+        }
+        let mut v: Vec<(i64, i64)> = by_iter.into_iter().map(|(i, (_, e))| (i, e)).collect();
+        v.sort();
+        v.windows(2).map(|w| w[1].1 - w[0].1).collect()
+    }
+}

@@ -1,0 +1,85 @@
+//! Wall-clock rendering: epoch ns → `YYYY-MM-DD HH:MM:SS:ffffff+HH:MM` (the reference's format,
+//! colon before the microseconds, so profiler.db views can slice it by position; the zone suffix
+//! is ours: every datetime says its UTC offset).
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Format epoch `ns` shifted by `offset_s` seconds as `YYYY-MM-DD HH:MM:SS:ffffff±HH:MM`.
+pub fn datetime(ns: i64, offset_s: i32) -> String {
+    let local = ns + offset_s as i64 * 1_000_000_000;
+    let secs = local.div_euclid(1_000_000_000);
+    let us = local.rem_euclid(1_000_000_000) / 1000;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let sign = if offset_s < 0 { '-' } else { '+' };
+    let off = offset_s.unsigned_abs();
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}:{us:06}{sign}{:02}:{:02}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        off / 3600,
+        off / 60 % 60
+    )
+}
+
+/// Parse a `--timezone` value: `UTC`, `Z`, `+HH:MM`, `-HH:MM`, `+HHMM` or `+HH` → seconds east.
+pub fn parse_offset(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("utc") || s == "Z" {
+        return Some(0);
+    }
+    let s = s.strip_prefix("UTC").unwrap_or(s);
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) || digits.is_empty() || digits.len() > 4 {
+        return None;
+    }
+    let (h, m) = if digits.len() <= 2 { (digits.parse::<i32>().ok()?, 0) } else { (digits[..digits.len() - 2].parse().ok()?, digits[digits.len() - 2..].parse().ok()?) };
+    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// Epoch ns → µs with three decimals (ns precision), as the trace's `ts`/`dur` text.
+pub fn us_text(ns: i64) -> String {
+    let sign = if ns < 0 { "-" } else { "" };
+    let a = ns.unsigned_abs();
+    format!("{sign}{}.{:03}", a / 1000, a % 1000)
+}
+
+/// ns → ms as a float.
+pub fn ms(ns: i64) -> f64 {
+    ns as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(datetime(0, 0), "1970-01-01 00:00:00:000000+00:00");
+        assert_eq!(datetime(1_700_000_000_123_456_789, 8 * 3600), "2023-11-15 06:13:20:123456+08:00");
+        assert_eq!(datetime(1_700_000_000_000_000_000, -(5 * 3600 + 1800)), "2023-11-14 16:43:20:000000-05:30");
+        assert_eq!(parse_offset("+08:00"), Some(28800));
+        assert_eq!(parse_offset("UTC"), Some(0));
+        assert_eq!(parse_offset("-0530"), Some(-19800));
+        assert_eq!(parse_offset("x"), None);
+        assert_eq!(us_text(1_234_567), "1234.567");
+    }
+}
