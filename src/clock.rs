@@ -17,7 +17,7 @@ fn read(clock: libc::clockid_t) -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid pointer to a timespec; clock_gettime with a valid clock id cannot fail.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// A simultaneous reading of both clocks: `wall = realtime_ns + (mono - monotonic_ns)`.

@@ -253,7 +253,15 @@ impl Core {
         // SAFETY: valid C string.
         let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
         if !owned || !writable {
-            log::once(Level::Warning, "cfg-dir", &format!("{} is missing and {} is not a directory owned and writable by this user; no default file is created", path.display(), parent.display()));
+            log::once(
+                Level::Warning,
+                "cfg-dir",
+                &format!(
+                    "{} is missing and {} is not a directory owned and writable by this user; no default file is created",
+                    path.display(),
+                    parent.display()
+                ),
+            );
             return;
         }
         match fs::create_if_absent(path, config::default_file_text(&self.home).as_bytes()) {
@@ -515,7 +523,10 @@ impl Core {
             }
             Err(e) => {
                 f.failed_gen = Some(gen);
-                log::log(Level::Error, &format!("cannot open capture files under {}: {e}; records are not kept until capture is re-enabled", run_dir.display()));
+                log::log(
+                    Level::Error,
+                    &format!("cannot open capture files under {}: {e}; records are not kept until capture is re-enabled", run_dir.display()),
+                );
                 None
             }
         }
@@ -535,7 +546,14 @@ impl Core {
                 }
             })
             .unwrap_or_else(|| Err(std::io::Error::other("no free file-set name")))?;
-        let info = ProcessInfo { pid: self.pid, ppid: process::ppid(), hostname: process::hostname(), stem: stem.clone(), anchor: Anchor::now(), utc_offset_s: crate::clock::utc_offset_s() };
+        let info = ProcessInfo {
+            pid: self.pid,
+            ppid: process::ppid(),
+            hostname: process::hostname(),
+            stem: stem.clone(),
+            anchor: Anchor::now(),
+            utc_offset_s: crate::clock::utc_offset_s(),
+        };
         let mut meta = MetaFile::create(file, &info)?;
         for (k, v) in [("hostname", info.hostname.clone()), ("pid", self.pid.to_string()), ("ppid", info.ppid.to_string())] {
             meta.meta(k.as_bytes(), v.as_bytes())?;
@@ -619,7 +637,12 @@ impl Core {
 
     /// Current totals.
     pub fn totals(&self) -> Totals {
-        let mut t = Totals { strings: intern::len() as u64, hook_errors: self.hook_errors.load(Ordering::Relaxed), expr_errors: self.expr_errors.load(Ordering::Relaxed), ..Totals::default() };
+        let mut t = Totals {
+            strings: intern::len() as u64,
+            hook_errors: self.hook_errors.load(Ordering::Relaxed),
+            expr_errors: self.expr_errors.load(Ordering::Relaxed),
+            ..Totals::default()
+        };
         if let Some(r) = self.ring_if_open() {
             (t.written, t.bytes) = r.publish();
             let k = r.counters();

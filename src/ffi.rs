@@ -2,6 +2,10 @@
 //!
 //! All functions accept NULL pointers (treated as empty / no-op), never abort and never block
 //! the caller on I/O of other threads. Exported names share the prefix `msp_`.
+//!
+//! The functions are safe to call from C by contract (pointers are NULL or valid for the lengths
+//! given), so they are not `unsafe fn`; hence the lint allowance below.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -158,17 +162,7 @@ fn record(kind: Kind, flags: u8, domain: u32, name: u32, t0: u64, t1: u64, p: *c
         Some(p) => (slice(p.attrs, p.n_attrs), slice(p.rids, p.n_rids), bytes(p.json, p.json_len)),
         None => (&[][..], &[][..], &[][..]),
     };
-    let spec = Spec {
-        kind,
-        flags,
-        t0,
-        t1,
-        domain,
-        name,
-        attrs: attrs.iter().filter_map(attr),
-        rids: rids.iter().map(|r| bytes(r.ptr, r.len)),
-        json,
-    };
+    let spec = Spec { kind, flags, t0, t1, domain, name, attrs: attrs.iter().filter_map(attr), rids: rids.iter().map(|r| bytes(r.ptr, r.len)), json };
     core::get().record(&spec)
 }
 

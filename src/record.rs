@@ -141,7 +141,7 @@ where
     R: Iterator<Item = &'a [u8]> + Clone,
 {
     /// Encoded size including padding, or `None` if it cannot be encoded (counts over u16).
-    pub fn encoded_size(&self) -> Option<usize> {
+    pub fn encoded_size(&self) -> Option<Sized> {
         let mut n = FIXED;
         let (mut na, mut nr) = (0usize, 0usize);
         for r in self.rids.clone() {
@@ -158,26 +158,24 @@ where
         if na > u16::MAX as usize || nr > u16::MAX as usize || n > u32::MAX as usize / 2 {
             return None;
         }
-        Some((n + ALIGN - 1) & !(ALIGN - 1))
+        Some(Sized { bytes: (n + ALIGN - 1) & !(ALIGN - 1), n_attr: na as u16, n_rid: nr as u16 })
     }
 
-    /// Write the record into `dst` (exactly `size` bytes from [`encoded_size`](Self::encoded_size),
-    /// zeroed or not) and commit it by storing the header last with Release ordering.
+    /// Write the record into `dst` (sized by [`encoded_size`](Self::encoded_size); contents
+    /// need not be zero) and commit it by storing the header last with Release ordering.
     ///
     /// # Safety
-    /// `tid` is the writer's OS thread id.
-    /// `dst` must be valid for `size` bytes of writes, 8-byte aligned, and not written by anyone
-    /// else concurrently.
-    pub unsafe fn encode_into(&self, dst: *mut u8, size: usize, tid: u32) {
-        let buf = std::slice::from_raw_parts_mut(dst, size);
-        let mut w = Cursor { buf, pos: 8 };
+    /// `dst` must be valid for `size.bytes` bytes of writes, 8-byte aligned, and not written by
+    /// anyone else concurrently. `tid` is the writer's OS thread id.
+    pub unsafe fn encode_into(&self, dst: *mut u8, size: Sized, tid: u32) {
+        let mut w = Cursor { p: dst.add(8) };
         w.put(&self.t0.to_le_bytes());
         w.put(&self.t1.to_le_bytes());
         w.put(&self.domain.to_le_bytes());
         w.put(&self.name.to_le_bytes());
         w.put(&tid.to_le_bytes());
-        w.put(&(self.attrs.clone().count() as u16).to_le_bytes());
-        w.put(&(self.rids.clone().count() as u16).to_le_bytes());
+        w.put(&size.n_attr.to_le_bytes());
+        w.put(&size.n_rid.to_le_bytes());
         for r in self.rids.clone() {
             w.put(&(r.len() as u32).to_le_bytes());
             w.put(r);
@@ -208,24 +206,36 @@ where
             w.put(&(self.json.len() as u32).to_le_bytes());
             w.put(self.json);
         }
-        let end = w.pos;
-        w.buf[end..].fill(0);
-        let head = header(size as u32, self.kind as u8, fl, &w.buf[8..]);
+        let end = dst.add(size.bytes);
+        std::ptr::write_bytes(w.p, 0, end.offset_from(w.p) as usize);
+        let body = std::slice::from_raw_parts(dst.add(8), size.bytes - 8);
+        let head = header(size.bytes as u32, self.kind as u8, fl, body);
         // SAFETY: dst is 8-byte aligned and valid; AtomicU64 has the layout of u64.
         (*(dst as *const AtomicU64)).store(head, Ordering::Release);
     }
 }
 
-struct Cursor<'b> {
-    buf: &'b mut [u8],
-    pos: usize,
+/// The encoded size of a record and its counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sized {
+    /// Bytes, including padding.
+    pub bytes: usize,
+    /// Typed attributes.
+    pub n_attr: u16,
+    /// Request ids.
+    pub n_rid: u16,
 }
 
-impl Cursor<'_> {
+struct Cursor {
+    p: *mut u8,
+}
+
+impl Cursor {
+    /// # Safety: the caller sized the destination for everything put.
     #[inline(always)]
-    fn put(&mut self, b: &[u8]) {
-        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
-        self.pos += b.len();
+    unsafe fn put(&mut self, b: &[u8]) {
+        std::ptr::copy_nonoverlapping(b.as_ptr(), self.p, b.len());
+        self.p = self.p.add(b.len());
     }
 }
 
@@ -235,16 +245,21 @@ fn header(size: u32, kind: u8, fl: u8, body: &[u8]) -> u64 {
     size as u64 | (kind as u64) << 32 | (fl as u64) << 40 | (check as u64) << 48
 }
 
-/// 16-bit check over the header fields and the body (length a multiple of 8).
+/// 16-bit check over the header fields and the body (length a multiple of 8). The multiplies
+/// are independent of the accumulator, so the dependency chain is one rotate and one add per word.
 fn check16(size: u32, kind: u8, fl: u8, body: &[u8]) -> u16 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h = (size as u64 | (kind as u64) << 32 | (fl as u64) << 40).wrapping_mul(K);
+    let mut h = size as u64 | (kind as u64) << 32 | (fl as u64) << 40;
     for w in body.chunks_exact(8) {
-        h = (h ^ u64::from_le_bytes(w.try_into().unwrap())).wrapping_mul(K);
-        h ^= h >> 31;
+        h = h.rotate_left(23).wrapping_add(u64::from_le_bytes(w.try_into().unwrap()).wrapping_mul(K));
     }
-    let h = h ^ (h >> 32);
-    (h ^ (h >> 16)) as u16 | 1 // never 0, so a valid header is never all-zero in the check
+    // fmix64 (MurmurHash3) so every input bit affects the folded 16 bits.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) as u16 | 1 // never 0, so a committed header is never all-zero
 }
 
 /// Why a record could not be decoded.
@@ -431,10 +446,11 @@ mod tests {
             rids: rids.iter().copied(),
             json: br#"{"a":1}"#,
         };
-        let size = spec.encoded_size().unwrap();
+        let sized = spec.encoded_size().unwrap();
+        let size = sized.bytes;
         let mut buf = vec![0u64; size / 8 + 1];
         let p = buf.as_mut_ptr() as *mut u8;
-        unsafe { spec.encode_into(p, size, 77) };
+        unsafe { spec.encode_into(p, sized, 77) };
         let bytes = unsafe { std::slice::from_raw_parts(p, size + 8) };
         let (v, n) = decode(bytes).unwrap();
         assert_eq!(n, size);

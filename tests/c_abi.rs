@@ -71,7 +71,14 @@ fn ld_preload_initialises_from_the_config() {
     // Without SERVICE_PROF_CONFIG_PATH nothing is written at all.
     let quiet = tmp.path().join("quiet");
     std::fs::create_dir(&quiet).unwrap();
-    let st = Command::new("sleep").arg("0.1").current_dir(&quiet).env("HOME", &quiet).env("LD_PRELOAD", &lib).env_remove("SERVICE_PROF_CONFIG_PATH").status().unwrap();
+    let st = Command::new("sleep")
+        .arg("0.1")
+        .current_dir(&quiet)
+        .env("HOME", &quiet)
+        .env("LD_PRELOAD", &lib)
+        .env_remove("SERVICE_PROF_CONFIG_PATH")
+        .status()
+        .unwrap();
     assert!(st.success());
     assert_eq!(std::fs::read_dir(&quiet).unwrap().count(), 0);
 }

@@ -33,7 +33,8 @@ fn crash_child() {
                         slots[k].store(i + 1, Ordering::Release);
                     }
                     if i % 256 == 0 {
-                        std::thread::sleep(std::time::Duration::from_micros(200)); // keep captures small
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        // keep captures small
                     }
                 }
             })
@@ -53,10 +54,13 @@ fn sigkill_at_random_points_loses_nothing_committed() {
         let cfg = common::write_config(tmp.path(), "");
         let report = tmp.path().join("report");
         std::fs::write(&report, vec![0u8; 8 * THREADS]).unwrap();
-        let mut child = common::child("crash_child", &[("SERVICE_PROF_CONFIG_PATH", cfg.to_str().unwrap()), ("MSP_CRASH_REPORT", report.to_str().unwrap()), ("PROF_LOG_LEVEL", "ERROR")])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = common::child(
+            "crash_child",
+            &[("SERVICE_PROF_CONFIG_PATH", cfg.to_str().unwrap()), ("MSP_CRASH_REPORT", report.to_str().unwrap()), ("PROF_LOG_LEVEL", "ERROR")],
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
         std::thread::sleep(Duration::from_millis(rng.random_range(150..600)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

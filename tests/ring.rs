@@ -43,7 +43,17 @@ fn hammer(ring: &Arc<Ring>, threads: u32, n: u64) -> u64 {
                 for i in 0..n {
                     let attrs = [Attr { key: 3, value: Value::Int(i as i64) }];
                     let rids = [rid.as_bytes()];
-                    let spec = Spec { kind: Kind::Span, flags: 0, t0: i, t1: i + 10, domain: t + 1, name: 2, attrs: attrs.iter().copied(), rids: rids.iter().copied(), json: b"" };
+                    let spec = Spec {
+                        kind: Kind::Span,
+                        flags: 0,
+                        t0: i,
+                        t1: i + 10,
+                        domain: t + 1,
+                        name: 2,
+                        attrs: attrs.iter().copied(),
+                        rids: rids.iter().copied(),
+                        json: b"",
+                    };
                     ok += ring.write(&spec) as u64;
                 }
                 ring.release_thread();

@@ -113,11 +113,7 @@ impl fmt::Display for Warning {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid config JSON at line {} column {}: {}",
-            self.line, self.column, self.message
-        )
+        write!(f, "invalid config JSON at line {} column {}: {}", self.line, self.column, self.message)
     }
 }
 
@@ -144,15 +140,8 @@ const ACL_DATA_TYPES: [(&str, u64); 12] = [
 ];
 
 /// `aclprofAicoreMetrics` names without the `ACL_AICORE_` prefix (CANN_ABI §2.3).
-const AICORE_METRICS: [(&str, u32); 7] = [
-    ("PIPE_UTILIZATION", 1),
-    ("MEMORY_BANDWIDTH", 2),
-    ("L0B_AND_WIDTH", 3),
-    ("RESOURCE_CONFLICT_RATIO", 4),
-    ("MEMORY_UB", 5),
-    ("L2_CACHE", 6),
-    ("NONE", 0xFF),
-];
+const AICORE_METRICS: [(&str, u32); 7] =
+    [("PIPE_UTILIZATION", 1), ("MEMORY_BANDWIDTH", 2), ("L0B_AND_WIDTH", 3), ("RESOURCE_CONFLICT_RATIO", 4), ("MEMORY_UB", 5), ("L2_CACHE", 6), ("NONE", 0xFF)];
 const AICORE_DEFAULT: u32 = 1;
 const AICORE_NONE: u32 = 0xFF;
 
@@ -174,12 +163,7 @@ const LEVEL_NAMES: [(&str, u32); 12] = [
 const LEVEL_DEFAULT: u32 = 20;
 
 /// Documented filter name → vLLM domain (CONTRACT §4.6).
-const DOMAIN_ALIASES: [(&str, &str); 4] = [
-    ("Request", "Engine"),
-    ("KVCache", "Schedule.KVCache"),
-    ("BatchSchedule", "Schedule"),
-    ("ModelExecute", "Execute"),
-];
+const DOMAIN_ALIASES: [(&str, &str); 4] = [("Request", "Engine"), ("KVCache", "Schedule.KVCache"), ("BatchSchedule", "Schedule"), ("ModelExecute", "Execute")];
 
 const TIMELIMIT_MAX: i64 = 7200;
 const ACL_DURATION_MAX: i64 = 999;
@@ -337,18 +321,12 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn warn(&mut self, field: &str, message: String) {
-        self.warnings.push(Warning {
-            field: field.to_string(),
-            message,
-        });
+        self.warnings.push(Warning { field: field.to_string(), message });
     }
 
     /// Warns that `field` has the wrong type and that `fallback` is used.
     fn type_error(&mut self, field: &str, expected: &str, got: &Value, fallback: &str) {
-        let message = format!(
-            "expected {expected}, got {}; using {fallback}",
-            type_name(got)
-        );
+        let message = format!("expected {expected}, got {}; using {fallback}", type_name(got));
         self.warn(field, message);
     }
 
@@ -427,10 +405,7 @@ impl<'a> Reader<'a> {
             Ok(n) if (1..=FREQ_MAX).contains(&n) => Some(n as u32),
             Ok(-1) | Err(()) => None,
             Ok(n) => {
-                self.warn(
-                    field,
-                    format!("{n} is not 1..=50 Hz or -1; sampling is off"),
-                );
+                self.warn(field, format!("{n} is not 1..=50 Hz or -1; sampling is off"));
                 None
             }
         }
@@ -439,12 +414,7 @@ impl<'a> Reader<'a> {
     /// A `;`-separated list, each token trimmed, empty tokens dropped.
     fn list(&mut self, field: &str) -> Vec<String> {
         match self.string(field, "no filter") {
-            Some(s) => s
-                .split(';')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect(),
+            Some(s) => s.split(';').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect(),
             None => Vec::new(),
         }
     }
@@ -504,10 +474,7 @@ impl<'a> Reader<'a> {
         match self.int("acl_task_time", "0 (off)") {
             Some(Ok(n)) if (0..=3).contains(&n) => n as u32,
             Some(Ok(n)) => {
-                self.warn(
-                    "acl_task_time",
-                    format!("{n} is not 0, 1, 2 or 3; using 0 (off)"),
-                );
+                self.warn("acl_task_time", format!("{n} is not 0, 1, 2 or 3; using 0 (off)"));
                 0
             }
             _ => 0,
@@ -535,17 +502,11 @@ impl<'a> Reader<'a> {
             Ok(n) if (1..=ACL_DURATION_MAX).contains(&n) => Some(n as u32),
             Ok(n) => {
                 let c = n.clamp(1, ACL_DURATION_MAX);
-                self.warn(
-                    field,
-                    format!("duration {n} s is outside 1..=999; using {c} s"),
-                );
+                self.warn(field, format!("duration {n} s is outside 1..=999; using {c} s"));
                 Some(c as u32)
             }
             Err(_) => {
-                self.warn(
-                    field,
-                    format!("duration {d:?} is not an integer; no ACL duration limit"),
-                );
+                self.warn(field, format!("duration {d:?} is not an integer; no ACL duration limit"));
                 None
             }
         });
@@ -557,19 +518,9 @@ impl<'a> Reader<'a> {
         let Some(s) = self.string(field, "no extra data types") else {
             return 0;
         };
-        let tokens: Vec<&str> = s
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect();
+        let tokens: Vec<&str> = s.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
         if tokens.len() > ACL_DATA_TYPE_TOKENS_MAX {
-            self.warn(
-                field,
-                format!(
-                    "{} names given, at most 12 expected; all known names are used",
-                    tokens.len()
-                ),
-            );
+            self.warn(field, format!("{} names given, at most 12 expected; all known names are used", tokens.len()));
         }
         let mut mask = 0;
         for t in tokens {
@@ -595,10 +546,7 @@ impl<'a> Reader<'a> {
         match AICORE_METRICS.iter().find(|(n, _)| *n == name) {
             Some((_, v)) => *v,
             None => {
-                self.warn(
-                    field,
-                    format!("unknown metric set {s:?}; using ACL_AICORE_NONE"),
-                );
+                self.warn(field, format!("unknown metric set {s:?}; using ACL_AICORE_NONE"));
                 AICORE_NONE
             }
         }
@@ -648,10 +596,7 @@ impl<'a> Reader<'a> {
         match self.int(field, "-1 (disabled)")? {
             Ok(-1) | Err(()) => None,
             Ok(n) if n < 0 => {
-                self.warn(
-                    field,
-                    format!("{n} is negative; using 0 (stop at the next check)"),
-                );
+                self.warn(field, format!("{n} is negative; using 0 (stop at the next check)"));
                 Some(0)
             }
             Ok(n) => Some(n),
@@ -664,42 +609,26 @@ impl<'a> Reader<'a> {
         let total_mb = match self.int("ring_total_mb", &total_default.to_string()) {
             Some(Ok(n)) if n < size_mb || n > RING_TOTAL_MB_MAX => {
                 let c = n.clamp(size_mb, RING_TOTAL_MB_MAX);
-                self.warn(
-                    "ring_total_mb",
-                    format!("{n} is outside {size_mb}..={RING_TOTAL_MB_MAX}; using {c}"),
-                );
+                self.warn("ring_total_mb", format!("{n} is outside {size_mb}..={RING_TOTAL_MB_MAX}; using {c}"));
                 c
             }
             Some(Ok(n)) => n,
             _ => total_default,
         };
         let chunk_max = RING_CHUNK_KB_MAX.min(size_mb * 1024);
-        let chunk_kb = self.clamped(
-            "ring_chunk_kb",
-            RING_CHUNK_KB_MIN,
-            chunk_max,
-            RING_CHUNK_KB_DEFAULT,
-        );
+        let chunk_kb = self.clamped("ring_chunk_kb", RING_CHUNK_KB_MIN, chunk_max, RING_CHUNK_KB_DEFAULT);
         let policy = match self.string("ring_full_policy", "\"drop\"") {
             None => FullPolicy::Drop,
             Some(s) => match s.trim().to_ascii_lowercase().as_str() {
                 "drop" => FullPolicy::Drop,
                 "overwrite" => FullPolicy::Overwrite,
                 _ => {
-                    self.warn(
-                        "ring_full_policy",
-                        format!("unknown policy {s:?}; using \"drop\""),
-                    );
+                    self.warn("ring_full_policy", format!("unknown policy {s:?}; using \"drop\""));
                     FullPolicy::Drop
                 }
             },
         };
-        RingConfig {
-            segment_bytes: size_mb as u64 * MIB,
-            total_bytes: total_mb as u64 * MIB,
-            chunk_bytes: (chunk_kb as u64 * KIB) as u32,
-            policy,
-        }
+        RingConfig { segment_bytes: size_mb as u64 * MIB, total_bytes: total_mb as u64 * MIB, chunk_bytes: (chunk_kb as u64 * KIB) as u32, policy }
     }
 }
 
@@ -717,23 +646,12 @@ fn line_col(text: &str, pos: usize) -> (usize, usize) {
 /// # Errors
 /// A [`ParseError`] with line and column when `text` is not valid JSON or not a JSON object.
 pub fn parse(text: &str, home: &Path) -> Result<(Config, Vec<Warning>), ParseError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ParseError {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| ParseError { line: e.line(), column: e.column(), message: e.to_string() })?;
     let Value::Object(obj) = value else {
         let (line, column) = line_col(text, text.len() - text.trim_start().len());
-        return Err(ParseError {
-            line,
-            column,
-            message: "the top level is not a JSON object".into(),
-        });
+        return Err(ParseError { line, column, message: "the top level is not a JSON object".into() });
     };
-    let mut r = Reader {
-        obj: &obj,
-        warnings: Vec::new(),
-    };
+    let mut r = Reader { obj: &obj, warnings: Vec::new() };
     let enable = r.switch("enable");
     let metric_enable = r.switch("metric_enable");
     let prof_dir = r.prof_dir(home);
@@ -866,10 +784,7 @@ impl Scanner<'_> {
             }
             _ => {
                 let start = self.i;
-                while !matches!(
-                    self.b.get(self.i),
-                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-                ) {
+                while !matches!(self.b.get(self.i), None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')) {
                     self.i += 1;
                 }
                 (self.i > start).then_some(())
@@ -885,10 +800,7 @@ pub fn set_enable_text(text: &str, on: bool) -> Option<String> {
     if !serde_json::from_str::<Value>(text).ok()?.is_object() {
         return None;
     }
-    let mut s = Scanner {
-        b: text.as_bytes(),
-        i: 0,
-    };
+    let mut s = Scanner { b: text.as_bytes(), i: 0 };
     let mut spans = Vec::new();
     s.eat(b'{')?;
     if s.eat(b'}').is_none() {
@@ -979,29 +891,15 @@ mod tests {
         assert_eq!(c.prof_dir, PathBuf::from("/home/u/.ms_server_profiler/"));
         assert_eq!(c.prof_dir.to_str(), Some("/home/u/.ms_server_profiler/"));
         assert_eq!(c.profiler_level, 20);
-        assert_eq!(
-            (c.acl_task_time, c.acl_level, c.acl_duration_s),
-            (0, AclLevel::L0, None)
-        );
+        assert_eq!((c.acl_task_time, c.acl_level, c.acl_duration_s), (0, AclLevel::L0, None));
         assert_eq!(c.acl_data_type_mask, 0x880);
         assert_eq!(c.aicore_metrics, 1);
-        assert_eq!(
-            (c.host_system_usage_freq, c.npu_memory_usage_freq),
-            (None, None)
-        );
+        assert_eq!((c.host_system_usage_freq, c.npu_memory_usage_freq), (None, None));
         assert_eq!(c.timelimit_s, 0);
         assert!(c.domains.is_empty() && c.api_filter.is_empty() && c.kernel_filter.is_empty());
         assert!(!c.torch_prof_stack && !c.torch_prof_modules);
         assert_eq!((c.torch_prof_step_num, c.profiler_step_num), (0, None));
-        assert_eq!(
-            c.ring,
-            RingConfig {
-                segment_bytes: 64 << 20,
-                total_bytes: 1 << 30,
-                chunk_bytes: 64 << 10,
-                policy: FullPolicy::Drop
-            }
-        );
+        assert_eq!(c.ring, RingConfig { segment_bytes: 64 << 20, total_bytes: 1 << 30, chunk_bytes: 64 << 10, policy: FullPolicy::Drop });
         assert_eq!(p("{}"), (c.clone(), vec![]));
         assert_eq!(p(" \n{ }\n"), (c, vec![]));
         let root = Config::defaults(Path::new("/root/"));
@@ -1104,48 +1002,22 @@ mod tests {
 
     #[test]
     fn acl_mask_examples() {
-        assert_eq!(
-            ok("acl_prof_task_time_level", "\"L0\"").acl_data_type_mask,
-            0x880
-        );
-        assert_eq!(
-            ok("acl_prof_task_time_level", "\"L1\"").acl_data_type_mask,
-            0x83
-        );
+        assert_eq!(ok("acl_prof_task_time_level", "\"L0\"").acl_data_type_mask, 0x880);
+        assert_eq!(ok("acl_prof_task_time_level", "\"L1\"").acl_data_type_mask, 0x83);
         let types = "\"aclDataTypeConfig\": \"ACL_PROF_ACL_API, ACL_PROF_TASK_TIME,ACL_PROF_AICORE_METRICS\"";
-        let (c, w) = p(&format!(
-            "{{\"acl_prof_task_time_level\": \"L0\", {types}}}"
-        ));
+        let (c, w) = p(&format!("{{\"acl_prof_task_time_level\": \"L0\", {types}}}"));
         assert!(w.is_empty());
         assert_eq!(c.acl_data_type_mask, 0x887);
-        let (c, _) = p(&format!(
-            "{{\"acl_prof_task_time_level\": \"L1\", {types}}}"
-        ));
+        let (c, _) = p(&format!("{{\"acl_prof_task_time_level\": \"L1\", {types}}}"));
         assert_eq!(c.acl_data_type_mask, 0x87);
-        let all = ACL_DATA_TYPES
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(",");
-        assert_eq!(
-            ok("aclDataTypeConfig", &format!("\"{all}\"")).acl_data_type_mask,
-            0x59ff
-        );
+        let all = ACL_DATA_TYPES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(",");
+        assert_eq!(ok("aclDataTypeConfig", &format!("\"{all}\"")).acl_data_type_mask, 0x59ff);
         assert_eq!(ok("aclDataTypeConfig", "\"\"").acl_data_type_mask, 0x880);
-        assert_eq!(
-            ok("aclDataTypeConfig", "\"acl_prof_aicpu,\"").acl_data_type_mask,
-            0x888
-        );
-        assert_eq!(
-            warned("aclDataTypeConfig", "\"ACL_PROF_AICPU,BOGUS\"").acl_data_type_mask,
-            0x888
-        );
+        assert_eq!(ok("aclDataTypeConfig", "\"acl_prof_aicpu,\"").acl_data_type_mask, 0x888);
+        assert_eq!(warned("aclDataTypeConfig", "\"ACL_PROF_AICPU,BOGUS\"").acl_data_type_mask, 0x888);
         assert_eq!(warned("aclDataTypeConfig", "7").acl_data_type_mask, 0x880);
         let many = vec!["ACL_PROF_AICPU"; 13].join(",");
-        assert_eq!(
-            warned("aclDataTypeConfig", &format!("\"{many}\"")).acl_data_type_mask,
-            0x888
-        );
+        assert_eq!(warned("aclDataTypeConfig", &format!("\"{many}\"")).acl_data_type_mask, 0x888);
     }
 
     #[test]
@@ -1154,18 +1026,12 @@ mod tests {
         assert_eq!(ok(f, "\"ACL_AICORE_PIPE_UTILIZATION\"").aicore_metrics, 1);
         assert_eq!(ok(f, "\"acl_aicore_memory_bandwidth\"").aicore_metrics, 2);
         assert_eq!(ok(f, "\"ACL_AICORE_L0B_AND_WIDTH\"").aicore_metrics, 3);
-        assert_eq!(
-            ok(f, "\"ACL_AICORE_RESOURCE_CONFLICT_RATIO\"").aicore_metrics,
-            4
-        );
+        assert_eq!(ok(f, "\"ACL_AICORE_RESOURCE_CONFLICT_RATIO\"").aicore_metrics, 4);
         assert_eq!(ok(f, "\"ACL_AICORE_MEMORY_UB\"").aicore_metrics, 5);
         assert_eq!(ok(f, "\"L2_CACHE\"").aicore_metrics, 6);
         assert_eq!(ok(f, "\"ACL_AICORE_NONE\"").aicore_metrics, 0xFF);
         assert_eq!(ok(f, "\"\"").aicore_metrics, 0xFF);
-        assert_eq!(
-            warned(f, "\"ACL_AICORE_ARITHMETIC_UTILIZATION\"").aicore_metrics,
-            0xFF
-        );
+        assert_eq!(warned(f, "\"ACL_AICORE_ARITHMETIC_UTILIZATION\"").aicore_metrics, 0xFF);
         assert_eq!(warned(f, "\"bogus\"").aicore_metrics, 0xFF);
         assert_eq!(warned(f, "2").aicore_metrics, 1);
     }
@@ -1207,14 +1073,8 @@ mod tests {
         assert!(d("\" ; ;\"").is_empty());
         assert_eq!(d("\"Request\""), ["Request", "Engine"]);
         assert_eq!(d("\"Engine\""), ["Engine", "Request"]);
-        assert_eq!(
-            d("\" KVCache ;ModelExecute\""),
-            ["KVCache", "Schedule.KVCache", "ModelExecute", "Execute"]
-        );
-        assert_eq!(
-            d("\"BatchSchedule;Schedule;Server\""),
-            ["BatchSchedule", "Schedule", "Server"]
-        );
+        assert_eq!(d("\" KVCache ;ModelExecute\""), ["KVCache", "Schedule.KVCache", "ModelExecute", "Execute"]);
+        assert_eq!(d("\"BatchSchedule;Schedule;Server\""), ["BatchSchedule", "Schedule", "Server"]);
         let c = ok("domain", "\"Request;KVCache\"");
         for yes in ["Request", "Engine", "KVCache", "Schedule.KVCache"] {
             assert!(c.domain_allowed(yes), "{yes}");
@@ -1255,10 +1115,7 @@ mod tests {
         assert_eq!(ok("torch_prof_step_num", "5").torch_prof_step_num, 5);
         assert_eq!(ok("torch_prof_step_num", "0").torch_prof_step_num, 0);
         assert_eq!(ok("torch_prof_step_num", "-3").torch_prof_step_num, 0);
-        assert_eq!(
-            warned("torch_prof_step_num", "\"5\"").torch_prof_step_num,
-            0
-        );
+        assert_eq!(warned("torch_prof_step_num", "\"5\"").torch_prof_step_num, 0);
     }
 
     #[test]
@@ -1275,76 +1132,35 @@ mod tests {
     #[test]
     fn ring_values() {
         let r = |v: &str| p(v);
-        let (c, w) = r(
-            r#"{"ring_size_mb": 8, "ring_total_mb": 64, "ring_chunk_kb": 16, "ring_full_policy": "Overwrite"}"#,
-        );
+        let (c, w) = r(r#"{"ring_size_mb": 8, "ring_total_mb": 64, "ring_chunk_kb": 16, "ring_full_policy": "Overwrite"}"#);
         assert!(w.is_empty());
-        assert_eq!(
-            c.ring,
-            RingConfig {
-                segment_bytes: 8 << 20,
-                total_bytes: 64 << 20,
-                chunk_bytes: 16 << 10,
-                policy: FullPolicy::Overwrite
-            }
-        );
+        assert_eq!(c.ring, RingConfig { segment_bytes: 8 << 20, total_bytes: 64 << 20, chunk_bytes: 16 << 10, policy: FullPolicy::Overwrite });
         assert_eq!(warned("ring_size_mb", "0").ring.segment_bytes, 1 << 20);
-        assert_eq!(
-            warned("ring_size_mb", "5000").ring.segment_bytes,
-            4096 << 20
-        );
+        assert_eq!(warned("ring_size_mb", "5000").ring.segment_bytes, 4096 << 20);
         assert_eq!(warned("ring_size_mb", "\"8\"").ring.segment_bytes, 64 << 20);
         assert_eq!(ok("ring_size_mb", "4096").ring.total_bytes, 4096 << 20);
         assert_eq!(warned("ring_total_mb", "32").ring.total_bytes, 64 << 20);
-        assert_eq!(
-            warned("ring_total_mb", "99999999").ring.total_bytes,
-            1 << 40
-        );
+        assert_eq!(warned("ring_total_mb", "99999999").ring.total_bytes, 1 << 40);
         assert_eq!(warned("ring_total_mb", "null").ring.total_bytes, 1 << 30);
         assert_eq!(warned("ring_chunk_kb", "8").ring.chunk_bytes, 16 << 10);
         assert_eq!(warned("ring_chunk_kb", "8192").ring.chunk_bytes, 4096 << 10);
         assert_eq!(ok("ring_chunk_kb", "4096").ring.chunk_bytes, 4096 << 10);
         let (c, w) = r(r#"{"ring_size_mb": 1, "ring_chunk_kb": 2048}"#);
-        assert_eq!(
-            (c.ring.segment_bytes, c.ring.chunk_bytes),
-            (1 << 20, 1 << 20)
-        );
-        assert_eq!(
-            w.iter().map(|w| w.field.as_str()).collect::<Vec<_>>(),
-            ["ring_chunk_kb"]
-        );
-        assert_eq!(
-            ok("ring_full_policy", "\"drop\"").ring.policy,
-            FullPolicy::Drop
-        );
-        assert_eq!(
-            warned("ring_full_policy", "\"block\"").ring.policy,
-            FullPolicy::Drop
-        );
-        assert_eq!(
-            warned("ring_full_policy", "1").ring.policy,
-            FullPolicy::Drop
-        );
+        assert_eq!((c.ring.segment_bytes, c.ring.chunk_bytes), (1 << 20, 1 << 20));
+        assert_eq!(w.iter().map(|w| w.field.as_str()).collect::<Vec<_>>(), ["ring_chunk_kb"]);
+        assert_eq!(ok("ring_full_policy", "\"drop\"").ring.policy, FullPolicy::Drop);
+        assert_eq!(warned("ring_full_policy", "\"block\"").ring.policy, FullPolicy::Drop);
+        assert_eq!(warned("ring_full_policy", "1").ring.policy, FullPolicy::Drop);
     }
 
     #[test]
     fn unknown_keys_and_order() {
-        let (c, w) =
-            p(r#"{"zeta": 1, "enable": "x", "timelimit": 9999, "alpha": {}, "domain": 3}"#);
-        assert_eq!(
-            c,
-            Config {
-                timelimit_s: 7200,
-                ..Config::defaults(home())
-            }
-        );
+        let (c, w) = p(r#"{"zeta": 1, "enable": "x", "timelimit": 9999, "alpha": {}, "domain": 3}"#);
+        assert_eq!(c, Config { timelimit_s: 7200, ..Config::defaults(home()) });
         let fields: Vec<_> = w.iter().map(|w| w.field.as_str()).collect();
         assert_eq!(fields, ["enable", "timelimit", "domain", "zeta", "alpha"]);
         assert!(w[3].message.contains("unknown field"));
-        assert_eq!(
-            w[0].to_string(),
-            "config field \"enable\": expected 0, 1, true or false, got a string; using 0 (off)"
-        );
+        assert_eq!(w[0].to_string(), "config field \"enable\": expected 0, 1, true or false, got a string; using 0 (off)");
     }
 
     #[test]
@@ -1353,22 +1169,14 @@ mod tests {
             "torch_prof_stack": true, "torch_prof_modules": true, "acl_task_time": 2, "domain": "Engine"}"#;
         let (c, w) = p(full);
         assert!(w.is_empty() && c.enable && c.acl_level == AclLevel::L1);
-        assert_eq!(
-            p("{\"enable\": 1}").0,
-            Config {
-                enable: true,
-                ..Config::defaults(home())
-            }
-        );
+        assert_eq!(p("{\"enable\": 1}").0, Config { enable: true, ..Config::defaults(home()) });
     }
 
     #[test]
     fn invalid_json() {
         let e = parse("{\n  \"enable\": 1,\n  \"timelimit\": ,\n}", home()).unwrap_err();
         assert_eq!((e.line, e.column), (3, 16));
-        assert!(e
-            .to_string()
-            .starts_with("invalid config JSON at line 3 column 16"));
+        assert!(e.to_string().starts_with("invalid config JSON at line 3 column 16"));
         let e = parse("{\"enable\": 1", home()).unwrap_err();
         assert_eq!(e.line, 1);
         assert!(parse("", home()).is_err());
@@ -1397,10 +1205,7 @@ mod tests {
         assert_eq!(set_enable_text(&text, true).as_deref(), Some(on.as_str()));
         assert_eq!(set_enable_text(&on, false).as_deref(), Some(text.as_str()));
         let odd = default_file_text(Path::new("/home/a \"q\"\\"));
-        assert_eq!(
-            p(&odd).0.prof_dir.to_str(),
-            Some("/home/a \"q\"\\/.ms_server_profiler/")
-        );
+        assert_eq!(p(&odd).0.prof_dir.to_str(), Some("/home/a \"q\"\\/.ms_server_profiler/"));
     }
 
     #[test]
@@ -1425,25 +1230,16 @@ mod tests {
             assert_eq!(set_enable_text(input, on).as_deref(), Some(want), "{input}");
             assert_eq!(p(want).0.enable, on, "{want}");
         }
-        for bad in [
-            "{}",
-            "{\"a\": {\"enable\": 1}}",
-            "{\"s\": \"\\\"enable\\\": 1\"}",
-            "[{\"enable\": 1}]",
-            "\"enable\"",
-            "{\"enable\": 1",
-            "",
-            "{\"enable\": 1} x",
-        ] {
+        for bad in
+            ["{}", "{\"a\": {\"enable\": 1}}", "{\"s\": \"\\\"enable\\\": 1\"}", "[{\"enable\": 1}]", "\"enable\"", "{\"enable\": 1", "", "{\"enable\": 1} x"]
+        {
             assert_eq!(set_enable_text(bad, true), None, "{bad}");
         }
     }
 
     #[test]
     fn to_json_has_every_field() {
-        let (c, _) = p(
-            r#"{"enable": 1, "domain": "Request", "acl_prof_task_time_level": "L1;5", "npu_memory_usage_freq": 10, "profiler_step_num": 3}"#,
-        );
+        let (c, _) = p(r#"{"enable": 1, "domain": "Request", "acl_prof_task_time_level": "L1;5", "npu_memory_usage_freq": 10, "profiler_step_num": 3}"#);
         let v: Value = serde_json::from_str(&c.to_json()).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
@@ -1480,10 +1276,7 @@ mod tests {
         assert_eq!(v["npu_memory_usage_freq"], 10);
         assert_eq!(v["domains"], json!(["Request", "Engine"]));
         assert_eq!(v["profiler_step_num"], 3);
-        assert_eq!(
-            v["ring"],
-            json!({"segment_bytes": 64 << 20, "total_bytes": 1u64 << 30, "chunk_bytes": 64 << 10, "policy": "drop"})
-        );
+        assert_eq!(v["ring"], json!({"segment_bytes": 64 << 20, "total_bytes": 1u64 << 30, "chunk_bytes": 64 << 10, "policy": "drop"}));
         assert!(!c.to_json().contains('\n') && !c.to_json().contains(": "));
     }
 }

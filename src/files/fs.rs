@@ -70,9 +70,7 @@ impl Dir {
             }
         }
         // SAFETY: as above.
-        let fd = unsafe {
-            libc::openat(self.fd.as_raw_fd(), c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        };
+        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
         let path = self.path.join(name);
         if fd < 0 {
             return Err(refine(io::Error::last_os_error(), &path));
@@ -118,10 +116,10 @@ impl Dir {
 }
 
 fn refine(e: io::Error, path: &Path) -> io::Error {
-    if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) {
-        if std::fs::symlink_metadata(path).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
-            return io::Error::new(io::ErrorKind::InvalidInput, format!("{} is a symlink; refusing to write through it", path.display()));
-        }
+    let link = matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR))
+        && std::fs::symlink_metadata(path).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+    if link {
+        return io::Error::new(io::ErrorKind::InvalidInput, format!("{} is a symlink; refusing to write through it", path.display()));
     }
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
@@ -148,7 +146,7 @@ pub fn replace_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is a symlink", path.display())));
         }
     }
-    let mode = meta.map(|m| m.permissions().mode() & 0o777).unwrap_or(FILE_MODE as u32);
+    let mode = meta.map(|m| m.permissions().mode() & 0o777).unwrap_or(FILE_MODE);
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let dir = Dir::open(parent)?;
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad file name"))?;
@@ -192,7 +190,11 @@ pub fn create_if_absent(path: &Path, contents: &[u8]) -> io::Result<bool> {
             Ok(true)
         } else {
             let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::AlreadyExists { Ok(false) } else { Err(e) }
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Ok(false)
+            } else {
+                Err(e)
+            }
         }
     });
     // SAFETY: valid fd and C string.

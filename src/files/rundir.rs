@@ -3,7 +3,7 @@
 //! The tail is the launch time of the service's first process. It travels to children in the
 //! environment variable `MS_SERVICE_PROF_RUN_TAIL` (`<tail>|<config path>`), which spawned and
 //! forked children inherit; launchers that replace the environment are covered by a rendezvous
-//! file `<runtime dir>/ms_service_profiler-<uid>/<hash of config path>.tail` holding
+//! file `/tmp/ms_service_profiler-<uid>/<hash of config path>.tail` (directory 0700) holding
 //! `<pid> <start ticks> <tail>` of the first process, adopted while that process is alive.
 
 use std::io::{Read, Seek, Write};
@@ -37,8 +37,8 @@ fn valid_tail(t: &str) -> bool {
 fn runtime_dir() -> Option<PathBuf> {
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("ms_service_profiler-{uid}"));
+    // A fixed place, so processes with different TMPDIR/XDG_RUNTIME_DIR still meet.
+    let dir = PathBuf::from(format!("/tmp/ms_service_profiler-{uid}"));
     let _ = std::fs::create_dir(&dir);
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let m = std::fs::symlink_metadata(&dir).ok()?;
@@ -56,14 +56,7 @@ fn fnv(s: &str) -> u64 {
 /// Adopt the tail of a live first process, or become the first process.
 fn rendezvous(key: &str) -> Option<String> {
     let path = runtime_dir()?.join(format!("{:016x}.tail", fnv(key)));
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .ok()?;
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).custom_flags(libc::O_NOFOLLOW).open(&path).ok()?;
     // SAFETY: valid fd; blocks only against another process doing these few syscalls.
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     let mut s = String::new();

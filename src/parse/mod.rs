@@ -124,7 +124,11 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
 /// Check the input and output paths (symlinks refused, input must be a directory).
 pub fn validate(opts: &Options) -> Result<(), Error> {
     if let Some(l) = output::symlink_in(&opts.input) {
-        return Err(Error::Usage(format!("input path {} goes through the symlink {}; refusing to read through symlinks (pass the real path)", opts.input.display(), l.display())));
+        return Err(Error::Usage(format!(
+            "input path {} goes through the symlink {}; refusing to read through symlinks (pass the real path)",
+            opts.input.display(),
+            l.display()
+        )));
     }
     match std::fs::metadata(&opts.input) {
         Ok(m) if m.is_dir() => {}
@@ -132,7 +136,11 @@ pub fn validate(opts: &Options) -> Result<(), Error> {
         Err(e) => return Err(Error::Usage(format!("input path {}: {e}", opts.input.display()))),
     }
     if let Some(l) = output::symlink_in(&opts.output) {
-        return Err(Error::Usage(format!("output path {} goes through the symlink {}; refusing to write through symlinks", opts.output.display(), l.display())));
+        return Err(Error::Usage(format!(
+            "output path {} goes through the symlink {}; refusing to write through symlinks",
+            opts.output.display(),
+            l.display()
+        )));
     }
     if opts.output.exists() && !opts.output.is_dir() {
         return Err(Error::Usage(format!("output path {} exists and is not a directory", opts.output.display())));
@@ -182,7 +190,11 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let mut spans: HashSet<String> = export::span_info::DEFAULT_SPANS.iter().map(|s| s.to_string()).collect();
     spans.extend(opts.spans.iter().cloned());
 
-    let db = if want(Format::Db) { Some(export::db::Db::start(&opts.output.join("profiler.db")).map_err(|e| Error::Io(format!("profiler.db: {e}")))?) } else { None };
+    let db = if want(Format::Db) {
+        Some(export::db::Db::start(&opts.output.join("profiler.db")).map_err(|e| Error::Io(format!("profiler.db: {e}")))?)
+    } else {
+        None
+    };
     let count = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let bar = opts.progress.then(|| progress_thread(procs.len() as u64, count.clone(), done.clone()));

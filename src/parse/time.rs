@@ -25,14 +25,7 @@ pub fn datetime(ns: i64, offset_s: i32) -> String {
     let sod = secs.rem_euclid(86_400);
     let sign = if offset_s < 0 { '-' } else { '+' };
     let off = offset_s.unsigned_abs();
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}:{us:06}{sign}{:02}:{:02}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        off / 3600,
-        off / 60 % 60
-    )
+    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}:{us:06}{sign}{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60, off / 3600, off / 60 % 60)
 }
 
 /// Parse a `--timezone` value: `UTC`, `Z`, `+HH:MM`, `-HH:MM`, `+HHMM` or `+HH` → seconds east.
@@ -51,7 +44,8 @@ pub fn parse_offset(s: &str) -> Option<i32> {
     if !digits.chars().all(|c| c.is_ascii_digit()) || digits.is_empty() || digits.len() > 4 {
         return None;
     }
-    let (h, m) = if digits.len() <= 2 { (digits.parse::<i32>().ok()?, 0) } else { (digits[..digits.len() - 2].parse().ok()?, digits[digits.len() - 2..].parse().ok()?) };
+    let (h, m) =
+        if digits.len() <= 2 { (digits.parse::<i32>().ok()?, 0) } else { (digits[..digits.len() - 2].parse().ok()?, digits[digits.len() - 2..].parse().ok()?) };
     (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
 

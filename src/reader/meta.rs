@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::clock::Anchor;
-use crate::files::meta::{at, entry, Counter, ENTRY_HEADER, FLAGS_AT, FLAG_CLEAN, HEADER_BYTES, MAGIC, N_COUNTERS, COUNTERS_AT};
+use crate::files::meta::{at, entry, Counter, COUNTERS_AT, ENTRY_HEADER, FLAGS_AT, FLAG_CLEAN, HEADER_BYTES, MAGIC, N_COUNTERS};
 
 /// A capture start/stop marker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -192,7 +192,8 @@ impl Process {
             }
         }
         if r.torn_records > 0 {
-            r.problems.push(format!("{name}: {} torn record(s) ({} bytes) not committed — process killed mid-write or still running", r.torn_records, r.torn_bytes));
+            r.problems
+                .push(format!("{name}: {} torn record(s) ({} bytes) not committed — process killed mid-write or still running", r.torn_records, r.torn_bytes));
         }
         r
     }

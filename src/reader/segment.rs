@@ -67,7 +67,8 @@ pub fn open(path: &Path) -> Result<(File, SegmentInfo), String> {
         return Err(format!("{}: corrupt segment header (chunk size {chunk_bytes}, count {chunk_count})", path.display()));
     }
     let present = ((len - HEADER_BYTES) / chunk_bytes).min(chunk_count);
-    let info = SegmentInfo { path: path.to_path_buf(), index: u32at(at::INDEX), chunk_bytes, chunk_count, chunks_present: present, overwrite: u32at(at::POLICY) == 1 };
+    let info =
+        SegmentInfo { path: path.to_path_buf(), index: u32at(at::INDEX), chunk_bytes, chunk_count, chunks_present: present, overwrite: u32at(at::POLICY) == 1 };
     Ok((f, info))
 }
 

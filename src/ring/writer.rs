@@ -149,8 +149,8 @@ impl Ring {
         A: Iterator<Item = Attr<'a>> + Clone,
         R: Iterator<Item = &'a [u8]> + Clone,
     {
-        let size = match spec.encoded_size() {
-            Some(s) if s <= self.max_record() => s,
+        let sized = match spec.encoded_size() {
+            Some(s) if s.bytes <= self.max_record() => s,
             _ => {
                 self.counters.get(Counter::Oversize).fetch_add(1, Ordering::Relaxed);
                 return false;
@@ -159,11 +159,12 @@ impl Ring {
         let ok = SLOT
             .try_with(|cell| {
                 let Ok(mut s) = cell.try_borrow_mut() else { return false };
+                let size = sized.bytes;
                 if (s.ring != self.id || s.pos + size > s.end) && !self.refill(&mut s) {
                     return false;
                 }
                 // SAFETY: [pos, pos+size) lies inside the chunk this thread exclusively owns.
-                unsafe { spec.encode_into(s.base.add(s.pos), size, s.tid) };
+                unsafe { spec.encode_into(s.base.add(s.pos), sized, s.tid) };
                 s.pos += size;
                 s.records += 1;
                 s.written += 1;
@@ -319,7 +320,11 @@ impl Ring {
             }
             Err(e) => {
                 self.exhausted.store(true, Ordering::Relaxed);
-                crate::log::once(crate::log::Level::Error, "ring-segment", &format!("cannot create ring segment {index}: {e}; further records are dropped and counted"));
+                crate::log::once(
+                    crate::log::Level::Error,
+                    "ring-segment",
+                    &format!("cannot create ring segment {index}: {e}; further records are dropped and counted"),
+                );
                 None
             }
         }

@@ -23,7 +23,7 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
 /// Re-run this test binary, running only test `name`, with `env` set (child mode).
 pub fn child(name: &str, env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", name, "--nocapture", "--test-threads=1"]);
+    c.args(["--exact", name, "--nocapture", "--test-threads=1"]).stdout(std::process::Stdio::null());
     c.env_remove("SERVICE_PROF_CONFIG_PATH").env_remove("MS_SERVICE_PROF_RUN_TAIL");
     for (k, v) in env {
         c.env(k, v);

@@ -85,7 +85,10 @@ impl Db {
         let conn = Connection::open(path)?;
         conn.execute_batch(SCHEMA)?;
         let (tx, rx) = sync_channel(16);
-        let worker = std::thread::Builder::new().name("profiler.db".into()).spawn(move || receive(conn, rx)).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let worker = std::thread::Builder::new()
+            .name("profiler.db".into())
+            .spawn(move || receive(conn, rx))
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Db { tx, worker, path: path.to_path_buf() })
     }
 
@@ -112,7 +115,10 @@ impl Db {
 
 fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<()> {
     for (rank, &i) in super::chrome::process_order(m).iter().enumerate() {
-        c.execute("INSERT INTO process VALUES (?1, ?2, ?3, ?4)", params![m.procs[i].trace_pid.to_string(), super::chrome::process_name(m, i), super::chrome::label(m, i), rank as i64])?;
+        c.execute(
+            "INSERT INTO process VALUES (?1, ?2, ?3, ?4)",
+            params![m.procs[i].trace_pid.to_string(), super::chrome::process_name(m, i), super::chrome::label(m, i), rank as i64],
+        )?;
     }
     // Flow rows need the track of (pid, integer tid).
     let mut names: HashMap<(u64, u32), (String, String)> = HashMap::new();
@@ -128,7 +134,13 @@ fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<
                 continue;
             }
             for (k, p) in pts.iter().enumerate() {
-                let ph = if k == 0 { "s" } else if k + 1 == pts.len() { "f" } else { "t" };
+                let ph = if k == 0 {
+                    "s"
+                } else if k + 1 == pts.len() {
+                    "f"
+                } else {
+                    "t"
+                };
                 let (n, d) = names.get(&(p.pid, p.tid)).cloned().unwrap_or_default();
                 let t = tracks.id(p.pid, &n, &d);
                 f.execute(params![rid, format!("flow_{rid}"), rid, t, p.ts, ph])?;
@@ -253,7 +265,18 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         let mut ins = c.prepare("INSERT INTO kvcache VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")?;
         for k in &m.kv {
             let p = &m.procs[k.proc];
-            ins.execute(params![k.name, time::datetime(k.ts, p.offset_s), k.total, k.used, k.free, k.allocated, k.freed, k.rate, p.trace_pid.to_string(), p.dp_rank])?;
+            ins.execute(params![
+                k.name,
+                time::datetime(k.ts, p.offset_s),
+                k.total,
+                k.used,
+                k.free,
+                k.allocated,
+                k.freed,
+                k.rate,
+                p.trace_pid.to_string(),
+                p.dp_rank
+            ])?;
         }
     }
     register(c, "kvcache", "kvcache_usage", "KV-cache usage over time")?;

@@ -2,8 +2,8 @@
 
 pub mod batch_csv;
 pub mod chrome;
-pub mod db;
 pub mod csv;
+pub mod db;
 pub mod forward_csv;
 pub mod kvcache_csv;
 pub mod request_csv;

@@ -45,7 +45,9 @@ pub fn rows(m: &Model) -> Vec<[String; 9]> {
 
 /// Whether request.csv has content (some token count or execution time).
 pub fn has_content(m: &Model) -> bool {
-    m.requests.iter().any(|r| r.acc.recv_tokens.is_some_and(|f| f.v != 0.0) || r.acc.reply().is_some_and(|v| v != 0.0) || r.acc.execution_ns().is_some_and(|v| v != 0))
+    m.requests
+        .iter()
+        .any(|r| r.acc.recv_tokens.is_some_and(|f| f.v != 0.0) || r.acc.reply().is_some_and(|v| v != 0.0) || r.acc.execution_ns().is_some_and(|v| v != 0))
 }
 
 /// Write `request.csv` into `dir`. Returns whether it was written.

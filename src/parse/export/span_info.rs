@@ -39,7 +39,14 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<Vec<String>> {
         let mut c = Csv::create(&sub.join(&f), &COLUMNS)?;
         for s in rows {
             let p = &m.procs[s.proc];
-            c.row(&[s.name.clone(), time::datetime(s.start, p.offset_s), time::datetime(s.end, p.offset_s), ms3(s.end - s.start), p.hostname.clone(), p.pid.to_string()])?;
+            c.row(&[
+                s.name.clone(),
+                time::datetime(s.start, p.offset_s),
+                time::datetime(s.end, p.offset_s),
+                ms3(s.end - s.start),
+                p.hostname.clone(),
+                p.pid.to_string(),
+            ])?;
         }
         c.finish()?;
         out.push(format!("span_info/{f}"));

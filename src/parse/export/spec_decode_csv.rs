@@ -8,7 +8,8 @@ use crate::parse::model::batch::{round4, spec_tokens};
 use crate::parse::time;
 
 /// Column names, in order.
-pub const COLUMNS: [&str; 10] = ["rid", "iter", "prof_id", "start_datetime", "end_datetime", "during_time(ms)", "spec_tokens", "accepted_tokens", "accepted_ratio", "draft_model_time_ms"];
+pub const COLUMNS: [&str; 10] =
+    ["rid", "iter", "prof_id", "start_datetime", "end_datetime", "during_time(ms)", "spec_tokens", "accepted_tokens", "accepted_ratio", "draft_model_time_ms"];
 
 /// Write `spec_decode.csv` when `specDecoding` rows exist. Returns whether it was written.
 pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {

@@ -96,7 +96,15 @@ impl TraceOut {
             Some(p) => Some((BufWriter::with_capacity(1 << 20, File::create(&p)?), p, true)),
             None => None,
         };
-        Ok(TraceOut { pid, offset_s, json, db: db.map(|s| (s, Vec::new(), Vec::new())), threads: HashMap::new(), list: Vec::new(), buf: Vec::with_capacity(1024) })
+        Ok(TraceOut {
+            pid,
+            offset_s,
+            json,
+            db: db.map(|s| (s, Vec::new(), Vec::new())),
+            threads: HashMap::new(),
+            list: Vec::new(),
+            buf: Vec::with_capacity(1024),
+        })
     }
 
     /// The integer tid of (domain, OS tid), allocated on first use.

@@ -207,7 +207,11 @@ pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static
         }
         let (proc, end) = (rows[i].proc, rows[i].end);
         let exec = rows.iter().filter(|r| r.proc == proc && r.name == "modelExec" && r.end <= end).max_by_key(|r| r.end).map(|r| (r.pd_size, r.pd_tokens));
-        let runner = rows.iter().filter(|r| r.proc == proc && r.name == "modelRunnerExec" && r.start >= end).min_by_key(|r| r.start).and_then(|r| r.accepted_by_req.clone());
+        let runner = rows
+            .iter()
+            .filter(|r| r.proc == proc && r.name == "modelRunnerExec" && r.start >= end)
+            .min_by_key(|r| r.start)
+            .and_then(|r| r.accepted_by_req.clone());
         let row = &mut rows[i];
         if let Some((s, t)) = exec {
             row.pd_size = s;

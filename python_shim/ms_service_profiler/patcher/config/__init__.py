@@ -1,0 +1,1 @@
+"""Example handlers shipped with the package (see custom_handler_example.py)."""
