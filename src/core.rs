@@ -194,6 +194,12 @@ impl Core {
             .filter(|v| !v.is_empty())
             .map(|v| absolute(&cwd, Path::new(&v)))
             .map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+        if let (Some(abs), Some(raw)) = (&config_path, std::env::var_os("SERVICE_PROF_CONFIG_PATH")) {
+            // Children started from another directory must find the same file.
+            if Path::new(&raw).is_relative() {
+                std::env::set_var("SERVICE_PROF_CONFIG_PATH", abs);
+            }
+        }
         let tail = rundir::service_tail(config_path.as_deref());
         let watch = config_path.as_ref().map(|p| Watch::new(p.clone(), home.clone()));
         Core {
