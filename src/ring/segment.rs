@@ -80,7 +80,10 @@ pub struct Segment {
     pub chunk_count: usize,
     /// Next chunk to hand out (grows past `chunk_count`; used modulo it when recycling).
     pub(crate) cursor: AtomicU64,
+    /// Chunks below this index have their pages mapped writable already.
+    populated: AtomicU64,
 }
+
 
 /// The file name of segment `index` of file set `stem`.
 pub fn file_name(stem: &str, index: u32) -> String {
@@ -111,7 +114,7 @@ impl Segment {
         put(at::POLICY, &(overwrite as u32).to_le_bytes());
         // SAFETY: the map is at least 4096 bytes and nobody else writes the header.
         unsafe { std::ptr::copy_nonoverlapping(h.as_ptr(), map.as_mut_ptr(), h.len()) };
-        Ok(Segment { map, _file: file, index, chunk_bytes, chunk_count, cursor: AtomicU64::new(0) })
+        Ok(Segment { map, _file: file, index, chunk_bytes, chunk_count, cursor: AtomicU64::new(0), populated: AtomicU64::new(0) })
     }
 
     /// Start of chunk `i`.
@@ -130,6 +133,28 @@ impl Segment {
     /// Fraction of fresh chunks handed out.
     pub fn used(&self) -> f64 {
         (self.cursor.load(Ordering::Relaxed) as f64 / self.chunk_count as f64).min(1.0)
+    }
+
+    /// Chunks populated so far.
+    pub(crate) fn populated(&self) -> usize {
+        self.populated.load(Ordering::Relaxed) as usize
+    }
+
+    /// Fault in the pages of the chunks from the last populated one up to `upto` (exclusive),
+    /// writable, without changing their contents, so writers do not take page faults there.
+    /// Called from the control thread only. Returns false when the kernel cannot do it.
+    pub(crate) fn populate(&self, upto: usize) -> bool {
+        let upto = upto.min(self.chunk_count) as u64;
+        let from = self.populated.load(Ordering::Relaxed);
+        if from >= upto {
+            return true;
+        }
+        let start = self.chunk(from as usize);
+        let len = (upto - from) as usize * self.chunk_bytes;
+        // SAFETY: the range lies inside our mapping; POPULATE_WRITE does not modify contents.
+        let ok = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) } == 0;
+        self.populated.store(upto, Ordering::Relaxed);
+        ok
     }
 
     /// Fill chunk `i`'s header for a new owner and publish it with `seq`.

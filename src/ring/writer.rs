@@ -40,6 +40,12 @@ struct ThreadStats {
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 /// Fraction of the current segment handed out at which a spare is prepared.
 const SPARE_AT: f64 = 0.25;
+/// How far ahead of the writers the control thread faults pages in (per 50 ms tick).
+const PREFAULT_BYTES: usize = 32 << 20;
+/// Page-faulting is done in slices of this many bytes, checking for the spare in between.
+const PREFAULT_SLICE: usize = 4 << 20;
+/// Writers wake the control thread every this many chunk claims.
+const WAKE_EVERY: usize = 64;
 
 /// A process's ring: the segments of one file set.
 pub struct Ring {
@@ -55,6 +61,7 @@ pub struct Ring {
     exhausted: AtomicBool,
     segments: AtomicU32,
     next_index: AtomicU32,
+    prefault: AtomicBool,
     waker: ArcSwapOption<std::thread::Thread>,
     seq: AtomicU64,
     counters: Counters,
@@ -125,6 +132,7 @@ impl Ring {
             exhausted: AtomicBool::new(false),
             segments: AtomicU32::new(1),
             next_index: AtomicU32::new(1),
+            prefault: AtomicBool::new(true),
             waker: ArcSwapOption::empty(),
             seq: AtomicU64::new(1),
             counters,
@@ -201,7 +209,8 @@ impl Ring {
             let seg = self.current.load_full();
             let n = seg.cursor.fetch_add(1, Ordering::Relaxed) as usize;
             if n < seg.chunk_count {
-                if n == (seg.chunk_count as f64 * SPARE_AT) as usize && !self.geo.overwrite {
+                // Let the control thread keep pages faulted in ahead and the spare ready.
+                if n % WAKE_EVERY == WAKE_EVERY - 1 || (n == (seg.chunk_count as f64 * SPARE_AT) as usize && !self.geo.overwrite) {
                     self.wake();
                 }
                 seg.open_chunk(n, self.seq.fetch_add(1, Ordering::Relaxed), s.tid);
@@ -330,17 +339,42 @@ impl Ring {
         }
     }
 
-    /// Background upkeep (the control thread): keep a spare segment ready once the current one
-    /// is a quarter used, so writers never create files themselves.
+    /// Background upkeep (the control thread): fault in the pages writers will use next, and
+    /// keep a spare segment ready once the current one is a quarter used, so writers neither take
+    /// page faults in steady state nor ever create files themselves.
     pub fn maintain(&self) {
-        if self.geo.overwrite || self.next.load().is_some() || self.exhausted.load(Ordering::Relaxed) {
-            return;
+        let cur = self.current.load_full();
+        let slice = (PREFAULT_SLICE / self.geo.chunk_bytes).max(1);
+        let ahead = (PREFAULT_BYTES / self.geo.chunk_bytes).max(1);
+        loop {
+            // The spare comes first, and is rechecked between slices of page-faulting: a writer
+            // that runs out of segment without a spare drops records.
+            self.ensure_spare(&cur);
+            if !self.prefault.load(Ordering::Relaxed) {
+                return;
+            }
+            let next_chunk = (cur.cursor.load(Ordering::Relaxed) as usize).min(cur.chunk_count);
+            let target = (next_chunk + ahead).min(cur.chunk_count);
+            let done = cur.populated();
+            if done >= target {
+                break;
+            }
+            // Populating never changes contents, so it is safe while writers use the pages.
+            if !cur.populate((done + slice).min(target)) {
+                self.prefault.store(false, Ordering::Relaxed); // kernel without MADV_POPULATE_WRITE
+                return;
+            }
         }
-        if self.current.load().used() < SPARE_AT {
-            return;
+        if let Some(n) = self.next.load_full() {
+            n.populate(slice);
         }
-        if let Some(n) = self.create_segment() {
-            self.next.store(Some(n));
+    }
+
+    fn ensure_spare(&self, cur: &Segment) {
+        if !self.geo.overwrite && self.next.load().is_none() && !self.exhausted.load(Ordering::Relaxed) && cur.used() >= SPARE_AT {
+            if let Some(n) = self.create_segment() {
+                self.next.store(Some(n));
+            }
         }
     }
 
