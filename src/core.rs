@@ -424,7 +424,7 @@ impl Core {
     }
 
     /// Whether records of interned domain `id` pass the domain filter.
-    #[inline]
+    #[inline(always)]
     pub fn domain_ok(&self, id: u32) -> bool {
         if STATE.load(Ordering::Relaxed) & FILTER == 0 {
             return true;
@@ -432,6 +432,12 @@ impl Core {
         if (id as usize) < DOMAIN_BITS {
             return self.domain_bits[id as usize / 64].load(Ordering::Relaxed) & (1 << (id % 64)) != 0;
         }
+        self.domain_ok_slow(id)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn domain_ok_slow(&self, id: u32) -> bool {
         let s = intern::resolve(id).map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_default();
         lock(&self.control).cfg.domain_allowed(&s)
     }

@@ -168,6 +168,8 @@ where
     /// `dst` must be valid for `size.bytes` bytes of writes, 8-byte aligned, and not written by
     /// anyone else concurrently. `tid` is the writer's OS thread id.
     pub unsafe fn encode_into(&self, dst: *mut u8, size: Sized, tid: u32) {
+        // Zero the last word first: the body overwrites its front, the padding stays zero.
+        std::ptr::write(dst.add(size.bytes - 8) as *mut u64, 0);
         let mut w = Cursor { p: dst.add(8) };
         w.put(&self.t0.to_le_bytes());
         w.put(&self.t1.to_le_bytes());
@@ -206,8 +208,7 @@ where
             w.put(&(self.json.len() as u32).to_le_bytes());
             w.put(self.json);
         }
-        let end = dst.add(size.bytes);
-        std::ptr::write_bytes(w.p, 0, end.offset_from(w.p) as usize);
+        debug_assert!(w.p <= dst.add(size.bytes));
         let body = std::slice::from_raw_parts(dst.add(8), size.bytes - 8);
         let head = header(size.bytes as u32, self.kind as u8, fl, body);
         // SAFETY: dst is 8-byte aligned and valid; AtomicU64 has the layout of u64.

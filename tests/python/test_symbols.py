@@ -17,7 +17,8 @@ def test_bundled_yaml_is_valid():
     entries = parse_entries(data, BUNDLED_YAML)
     assert len(entries) == len(data) >= 10
     for e in entries:
-        assert e.is_timer
+        # built-in handlers (patcher/vllm/handlers) are resolved in tests/vllm/test_handlers.py
+        assert e.is_timer or e.handler.startswith("ms_service_profiler.patcher.vllm.handlers."), e
         for an, expr in e.attributes:
             assert any(n == an for n, _c in e.compiled), (e, an, expr)
 

@@ -910,9 +910,18 @@ class Patcher:
                 mod = _module_ready(parsed[1])
                 if mod is None:
                     if _module_missing(parsed[1]):
-                        # sys.path may still change: keep watching, but say so now
-                        _warn_once(("nomod", e.key()), "%s: module %r cannot be found; the entry "
-                                   "applies only if it is imported later", e.where(), parsed[1])
+                        # sys.path may still change: keep watching, but say so now. Entries for
+                        # optional packages that are not installed (vllm_ascend on CPU/CUDA) are
+                        # expected to be absent: debug level only.
+                        top = parsed[1].split(".", 1)[0]
+                        optional = top != "vllm" and top not in sys.modules and _module_missing(top)
+                        if optional:
+                            logger.debug("%s: package %r is not installed; entry skipped",
+                                         e.where(), top)
+                        else:
+                            _warn_once(("nomod", e.key()), "%s: module %r cannot be found; the "
+                                       "entry applies only if it is imported later", e.where(),
+                                       parsed[1])
                     self.pending.setdefault(parsed[1], []).append(e)
                     continue
                 self._collect_concrete(e, mod, desired)
