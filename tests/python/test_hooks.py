@@ -1,6 +1,7 @@
 """The patcher on synthetic modules: every callable form, exceptions, restore, no double wrap,
 import-time hooking, patterns, versions, caller_filter, domain filter, disabled cost path."""
 import asyncio
+import importlib.util
 import inspect
 import logging
 import sys
@@ -765,3 +766,12 @@ def test_broken_yaml_on_reload_keeps_hooks(mod, tmp_path, monkeypatch, mock):
         assert p.hooked() == {}
     finally:
         p.unhook_all()
+
+
+def test_absent_vllm_ascend_entries_are_quiet(patcher, mock, caplog):
+    if importlib.util.find_spec("vllm_ascend") is not None:
+        pytest.skip("vllm_ascend is installed here")
+    with caplog.at_level(logging.WARNING, logger="ms_service_profiler"):
+        apply(patcher, "- {symbol: 'vllm_ascend.worker.model_runner_v1:NPUModelRunner.execute_model'}\n")
+    assert "vllm_ascend" not in caplog.text
+    assert sorted(patcher.pending) == ["vllm_ascend.worker.model_runner_v1"]

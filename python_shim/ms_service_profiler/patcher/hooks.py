@@ -619,6 +619,10 @@ def _resolve_concrete(module, chain):
     raise LookupError("%r is neither a class nor a module" % (obj,))
 
 
+# Companion packages whose absence is normal (the bundled YAML names them for Ascend hosts).
+_OPTIONAL_PACKAGES = frozenset({"vllm_ascend"})
+
+
 def _module_missing(name):
     """True when ``name`` certainly cannot be imported, judged without importing anything:
     the top-level package is not installed, or the parent package is imported and has no such
@@ -911,11 +915,10 @@ class Patcher:
                 if mod is None:
                     if _module_missing(parsed[1]):
                         # sys.path may still change: keep watching, but say so now. Entries for
-                        # optional packages that are not installed (vllm_ascend on CPU/CUDA) are
-                        # expected to be absent: debug level only.
+                        # an optional companion package that is not installed (vllm_ascend on
+                        # CPU/CUDA hosts) are expected: debug level only.
                         top = parsed[1].split(".", 1)[0]
-                        optional = top != "vllm" and top not in sys.modules and _module_missing(top)
-                        if optional:
+                        if top in _OPTIONAL_PACKAGES and _module_missing(top):
                             logger.debug("%s: package %r is not installed; entry skipped",
                                          e.where(), top)
                         else:
