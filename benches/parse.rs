@@ -2,7 +2,7 @@
 //! recorder from two child processes (API server, EngineCore+worker), then `parse::run` is timed
 //! with every format and with CSV only.
 //!
-//! `MSP_BENCH_RECORDS` sets the approximate record count (default 400 000).
+//! `MSP_BENCH_RECORDS` sets the approximate record count (default 200 000).
 //! `MSP_BENCH_KEEP=<dir>` writes the capture into `<dir>` and exits (for `/usr/bin/time -v`
 //! measurements of the CLI).
 
@@ -83,7 +83,7 @@ fn main() {
         child(role, steps.parse().unwrap());
         return;
     }
-    let records: u64 = std::env::var("MSP_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
+    let records: u64 = std::env::var("MSP_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     if let Ok(dir) = std::env::var("MSP_BENCH_KEEP") {
         capture(Path::new(&dir), records);
         return;

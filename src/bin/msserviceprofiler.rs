@@ -41,7 +41,8 @@ struct ParseArgs {
     /// Where to write the outputs (created with mode 0750; files are 0640).
     #[arg(long = "output-path", default_value = "./output")]
     output_path: PathBuf,
-    /// Output formats: any of db, csv, json.
+    /// Output formats: any of db, csv, json, perfetto (protobuf trace for large captures; not in
+    /// the default set).
     #[arg(long, num_args = 1.., default_values_t = ["db".to_string(), "csv".to_string(), "json".to_string()])]
     format: Vec<String>,
     /// Extra span names to export into span_info/ (forward, BatchSchedule and
@@ -133,7 +134,7 @@ fn parse(a: ParseArgs) -> ExitCode {
             Some(x) if !formats.contains(&x) => formats.push(x),
             Some(_) => {}
             None => {
-                eprintln!("error: unknown --format {f:?} (expected db, csv or json)");
+                eprintln!("error: unknown --format {f:?} (expected db, csv, json or perfetto)");
                 return ExitCode::from(2);
             }
         }

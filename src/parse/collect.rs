@@ -27,6 +27,10 @@ pub struct ProcResult {
     pub fragment: Option<std::path::PathBuf>,
     /// Trace threads of the process.
     pub threads: Vec<ThreadInfo>,
+    /// The protobuf trace fragment, if Perfetto output is on.
+    pub perfetto: Option<std::path::PathBuf>,
+    /// Counter names drawn (Perfetto needs a track per counter).
+    pub counters: Vec<String>,
     /// Errors writing outputs.
     pub io_error: Option<String>,
 }
@@ -39,31 +43,35 @@ pub struct Collector<'a> {
     trace: Option<TraceOut>,
     domains: u8,
     io_error: Option<String>,
+    /// Collect flow points (for chrome_tracing.json and profiler.db).
+    pub flows: bool,
+    last_entries: Option<std::sync::Arc<Vec<crate::parse::model::rid::RidEntry>>>,
 }
 
 impl<'a> Collector<'a> {
     /// A collector for process `info`, keeping `span_info` spans named in `spans`.
     pub fn new(info: &'a ProcInfo, spans: &'a HashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
-        Collector { info, spans, part: Partial::default(), trace, domains: 0, io_error: None }
+        Collector { info, spans, part: Partial::default(), trace, domains: 0, io_error: None, flows: true, last_entries: None }
     }
 
     fn req(&mut self, rid: &str, ts: i64) -> &mut ReqAcc {
-        if !self.part.requests.contains_key(rid) {
-            self.part.requests.insert(rid.to_string(), ReqAcc::default());
+        let map = &mut self.part.requests;
+        if !map.contains_key(rid) {
+            map.insert(rid.to_string(), ReqAcc::default());
         }
-        let r = self.part.requests.get_mut(rid).unwrap();
+        let r = map.get_mut(rid).expect("inserted above");
         r.seen(ts);
         r
     }
 
     /// Fold one record.
     pub fn item(&mut self, it: &Item<'_>) {
-        let ev = Event::from_item(it);
-        self.event(&ev);
+        self.event(Event::from_item(it));
     }
 
     /// Fold one normalised event.
-    pub fn event(&mut self, ev: &Event<'_>) {
+    pub fn event(&mut self, mut owned: Event<'_>) {
+        let ev = &owned;
         let proc = self.info.index;
         match ev.domain {
             "Engine" | "Request" => self.domains |= 1,
@@ -86,17 +94,24 @@ impl<'a> Collector<'a> {
             return;
         }
         let batch = ev.kind == Kind::Span && is_batch_name(ev.name);
-        let batch_row = batch.then(|| BatchRow::from_event(ev, proc));
+        let batch_type = if batch { BatchRow::type_of(&ev) } else { String::new() };
         // Trace.
         if let Some(t) = self.trace.as_mut() {
             let mut res = Ok(());
             if is_sliced(ev.domain) {
-                match t.slice(ev, batch_row.as_ref().map(|b| (b.batch_size(), b.batch_type.as_str()))) {
-                    Ok(tid) => {
+                match t.slice(ev, batch.then(|| (ev.rids.entries.len() as f64, batch_type.as_str()))) {
+                    Ok(tid) if self.flows => {
                         for e in &ev.rids.entries {
-                            self.part.flows.entry(e.rid.clone()).or_default().push(FlowPt { ts: ev.start, pid: self.info.trace_pid, tid });
+                            let pt = FlowPt { ts: ev.start, pid: self.info.trace_pid, tid };
+                            match self.part.flows.get_mut(e.rid.as_str()) {
+                                Some(v) => v.push(pt),
+                                None => {
+                                    self.part.flows.insert(e.rid.clone(), vec![pt]);
+                                }
+                            }
                         }
                     }
+                    Ok(_) => {}
                     Err(e) => res = Err(e),
                 }
             }
@@ -220,28 +235,31 @@ impl<'a> Collector<'a> {
                 }
             }
         }
-        if let Some(b) = batch_row {
-            self.part.batches.push(b);
+        if batch {
+            let row = BatchRow::from_event(&mut owned, proc, batch_type, self.last_entries.as_ref());
+            self.last_entries = Some(row.entries.clone());
+            self.part.batches.push(row);
         }
     }
 
     /// Finish: flush the trace writer.
     pub fn finish(mut self, report: Report) -> ProcResult {
-        let (fragment, threads) = match self.trace.take().map(|t| t.finish()) {
+        let (fragment, threads, perfetto, counters) = match self.trace.take().map(|t| t.finish()) {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
                 self.io_error.get_or_insert(e.to_string());
-                (None, Vec::new())
+                (None, Vec::new(), None, Vec::new())
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None, Vec::new()),
         };
-        ProcResult { partial: self.part, report, domains: self.domains, fragment, threads, io_error: self.io_error }
+        ProcResult { partial: self.part, report, domains: self.domains, fragment, threads, perfetto, counters, io_error: self.io_error }
     }
 }
 
 /// Read one process end to end. `progress` counts records as they are read.
-pub fn read_process(p: &Process, info: &ProcInfo, spans: &HashSet<String>, trace: Option<TraceOut>, progress: &AtomicU64) -> ProcResult {
+pub fn read_process(p: &Process, info: &ProcInfo, spans: &HashSet<String>, trace: Option<TraceOut>, flows: bool, progress: &AtomicU64) -> ProcResult {
     let mut c = Collector::new(info, spans, trace);
+    c.flows = flows;
     let mut n = 0u64;
     let report = p.scan(|it| {
         c.item(&it);

@@ -33,6 +33,8 @@ pub enum Format {
     Csv,
     /// `chrome_tracing.json`.
     Json,
+    /// `trace.perfetto-trace` (Perfetto protobuf; not in the default set).
+    Perfetto,
 }
 
 impl Format {
@@ -42,6 +44,7 @@ impl Format {
             "db" => Some(Format::Db),
             "csv" => Some(Format::Csv),
             "json" => Some(Format::Json),
+            "perfetto" | "pftrace" | "proto" => Some(Format::Perfetto),
             _ => None,
         }
     }
@@ -199,79 +202,157 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let done = Arc::new(AtomicBool::new(false));
     let bar = opts.progress.then(|| progress_thread(procs.len() as u64, count.clone(), done.clone()));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build().map_err(|e| Error::Io(e.to_string()))?;
-    let results: Vec<ProcResult> = pool.install(|| {
-        procs
+    // Work items: one per ring segment (a process's segments are read in parallel; the model
+    // is order-independent and the parts are merged).
+    let parts: Vec<(usize, usize, Process)> = procs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            let segs = if p.files.segments.is_empty() { vec![None] } else { p.files.segments.iter().cloned().map(Some).collect() };
+            segs.into_iter().enumerate().map(move |(k, seg)| {
+                let mut files = p.files.clone();
+                files.segments = seg.into_iter().collect();
+                (i, k, Process { meta: p.meta.clone(), files })
+            })
+        })
+        .collect();
+    let flows = want(Format::Json) || want(Format::Db);
+    let results: Vec<(usize, usize, ProcResult)> = pool.install(|| {
+        parts
             .par_iter()
-            .zip(infos.par_iter())
-            .map(|(p, info)| {
-                let frag = want(Format::Json).then(|| opts.output.join(format!(".chrome_tracing.{}.part", info.index)));
-                let trace = if frag.is_some() || db.is_some() {
-                    match TraceOut::new(info.trace_pid, info.offset_s, frag, db.as_ref().map(|d| d.sender())) {
+            .map(|(i, k, p)| {
+                let info = &infos[*i];
+                let frag = want(Format::Json).then(|| opts.output.join(format!(".chrome_tracing.{}.{}.part", info.index, k)));
+                let pf = want(Format::Perfetto).then(|| opts.output.join(format!(".trace.{}.{}.part", info.index, k)));
+                let trace = if frag.is_some() || db.is_some() || pf.is_some() {
+                    match TraceOut::new(info.trace_pid, info.offset_s, frag, db.as_ref().map(|d| d.sender()), pf) {
                         Ok(t) => Some(t),
                         Err(e) => {
-                            let mut r = read_process(p, info, &spans, None, &count);
+                            let mut r = read_process(p, info, &spans, None, false, &count);
                             r.io_error = Some(e.to_string());
-                            return r;
+                            return (*i, *k, r);
                         }
                     }
                 } else {
                     None
                 };
-                read_process(p, info, &spans, trace, &count)
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, &spans, trace, flows, &count)));
+                let mut r = read.unwrap_or_else(|e| {
+                    let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                    let mut report = Report::default();
+                    report.problems.push(format!("{} part {k}: internal error while reading ({what}); this part was skipped", p.files.stem));
+                    ProcResult { partial: Partial::default(), report, domains: 0, fragment: None, threads: Vec::new(), perfetto: None, counters: Vec::new(), io_error: None }
+                });
+                if *k > 0 {
+                    // Per-process counters and meta problems are reported by part 0 only.
+                    let rep = &mut r.report;
+                    rep.dropped = 0;
+                    rep.overwritten = 0;
+                    rep.oversize = 0;
+                    rep.hook_errors = 0;
+                    rep.expr_errors = 0;
+                    rep.unclean = 0;
+                    rep.problems.drain(..p.meta.problems.len().min(rep.problems.len()));
+                }
+                (*i, *k, r)
             })
             .collect()
     });
+    drop(parts);
     done.store(true, Ordering::Relaxed);
     if let Some(b) = bar {
         let _ = b.join();
     }
     let mut partial = Partial::default();
-    let mut roles = Vec::new();
-    let mut threads = Vec::new();
+    let mut domains = vec![0u8; infos.len()];
+    let mut threads: Vec<Vec<export::trace::ThreadInfo>> = vec![Vec::new(); infos.len()];
     let mut fragments = Vec::new();
-    for (r, info) in results.into_iter().zip(infos.iter()) {
+    let mut pf_fragments = Vec::new();
+    let mut counters: Vec<Vec<String>> = vec![Vec::new(); infos.len()];
+    for (i, _, r) in results {
         if let Some(e) = r.io_error {
             return Err(Error::Io(format!("writing trace output: {e}")));
         }
         summary.report.merge(&r.report);
-        roles.push(info.meta_role.unwrap_or_else(|| Role::infer(r.domains)));
-        threads.push(r.threads);
+        domains[i] |= r.domains;
+        for t in r.threads {
+            if !threads[i].iter().any(|x| x.tid == t.tid) {
+                threads[i].push(t);
+            }
+        }
         fragments.extend(r.fragment);
+        pf_fragments.extend(r.perfetto);
+        for c in r.counters {
+            if !counters[i].contains(&c) {
+                counters[i].push(c);
+            }
+        }
         partial.merge(r.partial);
     }
+    for t in threads.iter_mut() {
+        t.sort_by_key(|x| x.tid);
+    }
+    let roles: Vec<Role> = infos.iter().zip(&domains).map(|(info, d)| info.meta_role.unwrap_or_else(|| Role::infer(*d))).collect();
     summary.records = summary.report.records;
     summary.processes = infos.len();
     summary.hosts = infos.iter().map(|p| p.hostname.as_str()).collect::<HashSet<_>>().len();
     let m = Model::build(infos, roles, threads, partial);
     summary.requests = m.requests.len();
     let out = &opts.output;
-    if want(Format::Json) {
-        export::chrome::write(&m, out, &fragments).map_err(io("chrome_tracing.json"))?;
-        summary.outputs.push("chrome_tracing.json".into());
-    }
-    if want(Format::Csv) {
-        let mut w = |name: &str, r: std::io::Result<bool>| -> Result<(), Error> {
-            if r.map_err(|e| Error::Io(format!("{name}: {e}")))? {
-                summary.outputs.push(name.to_string());
-            }
-            Ok(())
-        };
-        w("request.csv", export::request_csv::write(&m, out))?;
-        w("batch.csv", export::batch_csv::write(&m, out))?;
-        w("kvcache.csv", export::kvcache_csv::write(&m, out))?;
-        w("forward.csv", export::forward_csv::write(&m, out))?;
-        w("spec_decode.csv", export::spec_decode_csv::write(&m, out))?;
-        w("request_status.csv", export::request_status::write(&m, out))?;
-    }
-    if want(Format::Csv) || want(Format::Db) {
-        for n in export::summary::write(&m, out).map_err(io("summaries"))? {
-            summary.outputs.push(n.into());
+    // The exporters read the immutable model; run them side by side.
+    type Res = Vec<(String, Result<bool, Error>)>;
+    let ioe = |name: &str, r: std::io::Result<bool>| (name.to_string(), r.map_err(|e| Error::Io(format!("{name}: {e}"))));
+    let json_part = || -> Res {
+        let mut r = Vec::new();
+        if want(Format::Json) {
+            r.push(ioe("chrome_tracing.json", export::chrome::write(&m, out, &fragments).map(|_| true)));
         }
-        summary.outputs.extend(export::span_info::write(&m, out).map_err(io("span_info"))?);
-    }
-    if let Some(d) = db {
-        d.finish(&m).map_err(|e| Error::Io(format!("profiler.db: {e}")))?;
-        summary.outputs.push("profiler.db".into());
+        if want(Format::Perfetto) {
+            r.push(ioe("trace.perfetto-trace", export::perfetto::write(&m, out, &pf_fragments, &counters).map(|_| true)));
+        }
+        r
+    };
+    let csv_part = || -> Res {
+        if !want(Format::Csv) {
+            return Vec::new();
+        }
+        let (mut a, b) = rayon::join(
+            || vec![ioe("batch.csv", export::batch_csv::write(&m, out))],
+            || {
+                vec![
+                    ioe("request.csv", export::request_csv::write(&m, out)),
+                    ioe("kvcache.csv", export::kvcache_csv::write(&m, out)),
+                    ioe("forward.csv", export::forward_csv::write(&m, out)),
+                    ioe("spec_decode.csv", export::spec_decode_csv::write(&m, out)),
+                    ioe("request_status.csv", export::request_status::write(&m, out)),
+                ]
+            },
+        );
+        a.extend(b);
+        a
+    };
+    let rest_part = |db: Option<export::db::Db>| -> Res {
+        let mut r: Res = Vec::new();
+        if want(Format::Csv) || want(Format::Db) {
+            match export::summary::write(&m, out) {
+                Ok(names) => r.extend(names.into_iter().map(|n| (n.to_string(), Ok(true)))),
+                Err(e) => r.push(("summaries".into(), Err(Error::Io(format!("summaries: {e}"))))),
+            }
+            match export::span_info::write(&m, out) {
+                Ok(names) => r.extend(names.into_iter().map(|n| (n, Ok(true)))),
+                Err(e) => r.push(("span_info".into(), Err(Error::Io(format!("span_info: {e}"))))),
+            }
+        }
+        if let Some(d) = db {
+            r.push(("profiler.db".into(), d.finish(&m).map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
+        }
+        r
+    };
+    let (j, (c, rest)) = pool.install(|| rayon::join(json_part, || rayon::join(csv_part, || rest_part(db))));
+    for (name, r) in j.into_iter().chain(c).chain(rest) {
+        if r? {
+            summary.outputs.push(name);
+        }
     }
     summary.elapsed = t0.elapsed();
     Ok(summary)

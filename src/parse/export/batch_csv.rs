@@ -45,7 +45,7 @@ pub fn cells(m: &Model, b: &BatchRow, l: &Layout) -> Vec<String> {
     let p = &m.procs[b.proc];
     let mut r = vec![
         b.name.clone(),
-        m.map.remap_value(&b.res_list).to_string(),
+        b.res_list(&m.map),
         time::datetime(b.start, p.offset_s),
         time::datetime(b.end, p.offset_s),
         ms3(b.dur()),

@@ -68,7 +68,8 @@ pub fn write(m: &Model, dir: &Path, fragments: &[PathBuf]) -> std::io::Result<()
         if pts.len() < 2 {
             continue;
         }
-        let name = format!("flow_{rid}");
+        let rid_json = serde_json::to_string(rid).unwrap_or_default();
+        let name_json = serde_json::to_string(&format!("flow_{rid}")).unwrap_or_default();
         for (k, p) in pts.iter().enumerate() {
             let ph = if k == 0 {
                 "s"
@@ -78,13 +79,8 @@ pub fn write(m: &Model, dir: &Path, fragments: &[PathBuf]) -> std::io::Result<()
                 "t"
             };
             sep(&mut w)?;
-            let mut e = json!({"name": name, "ph": ph, "id": rid, "cat": rid, "pid": p.pid, "tid": p.tid});
-            if ph != "s" {
-                e["bp"] = json!("e");
-            }
-            // ts as µs text with ns precision, spliced in to keep it exact.
-            let s = e.to_string();
-            write!(w, "{},\"ts\":{}}}", &s[..s.len() - 1], time::us_text(p.ts))?;
+            let bp = if ph == "s" { "" } else { ",\"bp\":\"e\"" };
+            write!(w, "{{\"name\":{name_json},\"ph\":\"{ph}\",\"id\":{rid_json},\"cat\":{rid_json},\"pid\":{},\"tid\":{},\"ts\":{}{bp}}}", p.pid, p.tid, time::us_text(p.ts))?;
         }
     }
     for (i, threads) in m.threads.iter().enumerate() {

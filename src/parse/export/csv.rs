@@ -28,7 +28,12 @@ impl Csv {
             let c = c.as_ref();
             if c.contains([',', '"', '\n', '\r']) {
                 self.w.write_all(b"\"")?;
-                self.w.write_all(c.replace('"', "\"\"").as_bytes())?;
+                for (i, part) in c.split('"').enumerate() {
+                    if i > 0 {
+                        self.w.write_all(b"\"\"")?;
+                    }
+                    self.w.write_all(part.as_bytes())?;
+                }
                 self.w.write_all(b"\"")?;
             } else {
                 self.w.write_all(c.as_bytes())?;

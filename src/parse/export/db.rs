@@ -204,7 +204,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             let (ratio, per) = if b.name == "specDecoding" { b.spec_ratios() } else { (None, None) };
             ins.execute(params![
                 b.name,
-                m.map.remap_value(&b.res_list).to_string(),
+                b.res_list(&m.map),
                 time::datetime(b.start, p.offset_s),
                 time::datetime(b.end, p.offset_s),
                 b.dur() as f64 / 1e6,
@@ -376,11 +376,10 @@ fn cumulative(c: &Connection, table: &str, v: &[(i64, f64)], dt: &dyn Fn(i64) ->
     let p50_all = percentile(&all, 0.5);
     let step = v.len().div_ceil(100).max(1);
     let mut ins = c.prepare(&format!("INSERT INTO {table} VALUES (?1,?2,?3,?4,?5,?6)"))?;
-    let mut seen: Vec<f64> = Vec::new();
-    for (i, (ts, x)) in v.iter().enumerate() {
-        let k = seen.partition_point(|y| y < x);
-        seen.insert(k, *x);
+    for (i, (ts, _)) in v.iter().enumerate() {
         if (i + 1) % step == 0 || i + 1 == v.len() {
+            let mut seen: Vec<f64> = v[..=i].iter().map(|x| x.1).collect();
+            seen.sort_by(|a, b| a.partial_cmp(b).unwrap());
             let avg = seen.iter().sum::<f64>() / seen.len() as f64;
             ins.execute(params![dt(*ts), avg, percentile(&seen, 0.99), percentile(&seen, 0.9), percentile(&seen, 0.5), p50_all])?;
         }

@@ -6,6 +6,7 @@ pub mod csv;
 pub mod db;
 pub mod forward_csv;
 pub mod kvcache_csv;
+pub mod perfetto;
 pub mod request_csv;
 pub mod request_status;
 pub mod span_info;

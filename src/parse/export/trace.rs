@@ -11,6 +11,7 @@ use std::sync::mpsc::SyncSender;
 use serde_json::Value as J;
 
 use crate::parse::model::event::Event;
+use crate::parse::model::rid::{RidMap, Rids};
 use crate::parse::time;
 
 /// A trace thread (track) of one process.
@@ -78,22 +79,44 @@ fn per_process_track(domain: &str) -> bool {
     matches!(domain, "Request" | "RequestState" | "Schedule.KVCache" | "KVCache")
 }
 
-/// Writer for one process.
+/// The trace tid of (domain, OS tid): deterministic, so the parts of one process read in
+/// parallel agree: `(os_tid << 8) | domain code` (known domains 1–11, others hashed to 16–255).
+pub fn trace_tid(domain: &str, os_tid: u32) -> u32 {
+    const KNOWN: [&str; 11] = ["Execute", "Schedule", "Communication", "KVCache", "Schedule.KVCache", "Engine", "Api", "Kernel", "Request", "RequestState", "Multimodal"];
+    let code = match KNOWN.iter().position(|d| *d == domain) {
+        Some(i) => i as u32 + 1,
+        None => {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = rustc_hash::FxBuildHasher.build_hasher();
+            h.write(domain.as_bytes());
+            16 + (h.finish() % 240) as u32
+        }
+    };
+    (os_tid & 0x00ff_ffff) << 8 | code
+}
+
+/// Writer for one process (or one part of it).
 pub struct TraceOut {
     pid: u64,
     offset_s: i32,
     json: Option<(BufWriter<File>, PathBuf, bool)>,
     db: Option<(SyncSender<DbRows>, Vec<SliceRow>, Vec<CounterRow>)>,
-    threads: HashMap<(String, u32), u32>,
+    pf: Option<(BufWriter<File>, PathBuf)>,
+    counters: Vec<String>,
+    threads: HashMap<u32, usize>,
     list: Vec<ThreadInfo>,
     buf: Vec<u8>,
 }
 
 impl TraceOut {
     /// A writer for trace pid `pid`, writing a fragment to `json` and/or rows to `db`.
-    pub fn new(pid: u64, offset_s: i32, json: Option<PathBuf>, db: Option<SyncSender<DbRows>>) -> std::io::Result<TraceOut> {
+    pub fn new(pid: u64, offset_s: i32, json: Option<PathBuf>, db: Option<SyncSender<DbRows>>, perfetto: Option<PathBuf>) -> std::io::Result<TraceOut> {
+        let pf = match perfetto {
+            Some(p) => Some((BufWriter::with_capacity(1 << 20, crate::parse::output::create_file(&p)?), p)),
+            None => None,
+        };
         let json = match json {
-            Some(p) => Some((BufWriter::with_capacity(1 << 20, File::create(&p)?), p, true)),
+            Some(p) => Some((BufWriter::with_capacity(1 << 20, crate::parse::output::create_file(&p)?), p, true)),
             None => None,
         };
         Ok(TraceOut {
@@ -101,6 +124,8 @@ impl TraceOut {
             offset_s,
             json,
             db: db.map(|s| (s, Vec::new(), Vec::new())),
+            pf,
+            counters: Vec::new(),
             threads: HashMap::new(),
             list: Vec::new(),
             buf: Vec::with_capacity(1024),
@@ -110,13 +135,12 @@ impl TraceOut {
     /// The integer tid of (domain, OS tid), allocated on first use.
     pub fn tid(&mut self, domain: &str, os_tid: u32) -> u32 {
         let os = if per_process_track(domain) { 0 } else { os_tid };
-        if let Some(&t) = self.threads.get(&(domain.to_string(), os)) {
-            return t;
+        let t = trace_tid(domain, os);
+        if !self.threads.contains_key(&t) {
+            self.threads.insert(t, self.list.len());
+            let name = if os == 0 && per_process_track(domain) { domain.to_string() } else { format!("{domain}({os})") };
+            self.list.push(ThreadInfo { tid: t, name, domain: domain.to_string() });
         }
-        let t = self.list.len() as u32 + 1;
-        let name = if os == 0 && per_process_track(domain) { domain.to_string() } else { format!("{domain}({os})") };
-        self.threads.insert((domain.to_string(), os), t);
-        self.list.push(ThreadInfo { tid: t, name, domain: domain.to_string() });
         t
     }
 
@@ -147,8 +171,8 @@ impl TraceOut {
             args.push(b':');
             let _ = serde_json::to_writer(&mut *args, v);
         };
-        for (k, v) in &ev.attrs {
-            if !matches!(k.as_str(), "domain" | "name" | "type" | "rid" | "batch_size" | "batch_type") {
+        for (k, v) in &ev.attrs.items {
+            if !matches!(k.as_ref(), "domain" | "name" | "type" | "rid" | "batch_size" | "batch_type") {
                 put(&mut args, k, v);
             }
         }
@@ -160,8 +184,13 @@ impl TraceOut {
             if !ty.is_empty() {
                 put(&mut args, "batch_type", &J::String(ty.to_string()));
             }
-            if let Some(r) = ev.attrs.get("rid") {
-                put(&mut args, "res_list", r);
+            if !ev.rids.is_empty() {
+                // start_datetime etc. precede, so a separator is always needed.
+                args.push(b',');
+                let mut s = String::with_capacity(ev.rids.entries.len() * 48);
+                Rids::write_json(&mut s, &ev.rids.entries, ev.rids.dicts, &RidMap::default());
+                args.extend_from_slice(b"\"res_list\":");
+                args.extend_from_slice(s.as_bytes());
             }
         } else {
             for k in ["batch_size", "batch_type"] {
@@ -191,13 +220,25 @@ impl TraceOut {
             self.buf.push(b'}');
             self.emit()?;
         }
+        if let Some((w, _)) = &mut self.pf {
+            let track = super::perfetto::thread_uuid(self.pid, tid);
+            let rid = ev.rids.joined();
+            let ann: Vec<(&str, &str)> = if rid.is_empty() { Vec::new() } else { vec![("rid", rid.as_str())] };
+            let flows: Vec<u64> = ev.rids.entries.iter().map(|e| super::perfetto::flow_id(&e.rid)).collect();
+            if dur > 0 {
+                super::perfetto::track_event(w, ev.start, super::perfetto::ty::BEGIN, track, Some(ev.name), Some(ev.domain), &ann, &flows, None)?;
+                super::perfetto::track_event(w, ev.end, super::perfetto::ty::END, track, None, None, &[], &[], None)?;
+            } else {
+                super::perfetto::track_event(w, ev.start, super::perfetto::ty::INSTANT, track, Some(ev.name), Some(ev.domain), &ann, &flows, None)?;
+            }
+        }
         if let Some((tx, slices, _)) = &mut self.db {
             slices.push(SliceRow {
                 ts: ev.start,
                 dur,
                 name: ev.name.to_string(),
                 pid: self.pid,
-                tid: self.list[tid as usize - 1].name.clone(),
+                tid: self.list[self.threads[&tid]].name.clone(),
                 cat: ev.domain.to_string(),
                 args: String::from_utf8(args).unwrap_or_default(),
             });
@@ -222,6 +263,13 @@ impl TraceOut {
             let _ = write!(self.buf, ",\"ph\":\"C\",\"ts\":{},\"pid\":{},\"args\":{args}}}", time::us_text(ts), self.pid);
             self.emit()?;
         }
+        if let Some((w, _)) = &mut self.pf {
+            if !self.counters.iter().any(|c| c == name) {
+                self.counters.push(name.to_string());
+            }
+            let v = values.first().map(|x| x.1).unwrap_or(0.0);
+            super::perfetto::track_event(w, ts, super::perfetto::ty::COUNTER, super::perfetto::counter_uuid(self.pid, name), None, None, &[], &[], Some(v))?;
+        }
         if let Some((tx, _, counters)) = &mut self.db {
             counters.push(CounterRow { name: name.to_string(), pid: self.pid, ts, cat: cat.to_string(), args });
             if counters.len() >= BATCH {
@@ -231,8 +279,16 @@ impl TraceOut {
         Ok(())
     }
 
-    /// Flush; returns the fragment path (if any) and the thread table.
-    pub fn finish(mut self) -> std::io::Result<(Option<PathBuf>, Vec<ThreadInfo>)> {
+    /// Flush; returns the JSON fragment path (if any), the thread table, the protobuf fragment
+    /// path (if any) and the counter names.
+    pub fn finish(mut self) -> std::io::Result<(Option<PathBuf>, Vec<ThreadInfo>, Option<PathBuf>, Vec<String>)> {
+        let pf = match self.pf.take() {
+            Some((mut w, p)) => {
+                w.flush()?;
+                Some(p)
+            }
+            None => None,
+        };
         let path = match self.json.take() {
             Some((mut w, p, _)) => {
                 w.flush()?;
@@ -248,6 +304,6 @@ impl TraceOut {
                 let _ = tx.send(DbRows::Counters(c));
             }
         }
-        Ok((path, self.list))
+        Ok((path, self.list, pf, self.counters))
     }
 }

@@ -48,10 +48,10 @@ pub struct BatchRow {
     pub start: i64,
     /// End, epoch ns.
     pub end: i64,
-    /// The `rid` structure as recorded (remapped at output).
-    pub res_list: J,
-    /// The parsed requests.
-    pub entries: Vec<RidEntry>,
+    /// The `rid` attribute was a list of dicts (else a list of ids).
+    pub dicts: bool,
+    /// The parsed requests (`res_list` is rebuilt from them at output).
+    pub entries: std::sync::Arc<Vec<RidEntry>>,
     /// `batch_type` (attribute, else from `iter`s); `Prefill,Decode` normalised to `Prefill, Decode`.
     pub batch_type: String,
     /// KV columns (schedule rows only).
@@ -77,13 +77,12 @@ pub fn normalise_type(s: &str) -> String {
 }
 
 impl BatchRow {
-    /// From a batch span.
-    pub fn from_event(ev: &Event<'_>, proc: usize) -> BatchRow {
-        let entries = ev.rids.entries.clone();
-        let batch_type = match ev.str("batch_type") {
+    /// The batch type of a batch span: the `batch_type` attribute, else from the `iter`s.
+    pub fn type_of(ev: &Event<'_>) -> String {
+        match ev.str("batch_type") {
             Some(t) if !t.is_empty() => normalise_type(t),
             _ => {
-                let iters: Vec<i64> = entries.iter().filter_map(|e| e.iter).collect();
+                let iters: Vec<i64> = ev.rids.entries.iter().filter_map(|e| e.iter).collect();
                 let (z, nz) = (iters.iter().any(|&i| i == 0), iters.iter().any(|&i| i > 0));
                 match (z, nz) {
                     (true, true) => "Prefill, Decode".into(),
@@ -92,13 +91,23 @@ impl BatchRow {
                     _ => String::new(),
                 }
             }
+        }
+    }
+
+    /// From a batch span (its rid entries are moved out of `ev`). When they equal `share`'s (a
+    /// `modelExec` after its schedule row carries the same list), that list is shared.
+    pub fn from_event(ev: &mut Event<'_>, proc: usize, batch_type: String, share: Option<&std::sync::Arc<Vec<RidEntry>>>) -> BatchRow {
+        let own = std::mem::take(&mut ev.rids.entries);
+        let entries = match share {
+            Some(a) if **a == own => a.clone(),
+            _ => std::sync::Arc::new(own),
         };
         let mut r = BatchRow {
             name: ev.name.to_string(),
             proc,
             start: ev.start,
             end: ev.end,
-            res_list: ev.attrs.get("rid").cloned().unwrap_or_else(|| J::Array(entries.iter().map(|e| J::String(e.rid.clone())).collect())),
+            dicts: ev.rids.dicts,
             entries,
             batch_type,
             kv: None,
@@ -113,7 +122,7 @@ impl BatchRow {
     /// Prefill/decode sizes and tokens from the dicts.
     pub fn compute_pd(&mut self) {
         let (mut ps, mut ds, mut pt, mut dt) = (0, 0, 0.0, 0.0);
-        for e in &self.entries {
+        for e in self.entries.iter() {
             if e.iter.is_none() && e.typ.is_none() {
                 continue;
             }
@@ -133,6 +142,13 @@ impl BatchRow {
     /// `batch_size`: the number of requests.
     pub fn batch_size(&self) -> f64 {
         self.entries.len() as f64
+    }
+
+    /// The `res_list` cell: the rid structure with API ids.
+    pub fn res_list(&self, map: &super::rid::RidMap) -> String {
+        let mut s = String::with_capacity(16 + self.entries.len() * 48);
+        super::rid::Rids::write_json(&mut s, &self.entries, self.dicts, map);
+        s
     }
 
     /// `during_time`, ns.
@@ -218,22 +234,11 @@ pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static
             row.pd_tokens = t;
         }
         if let Some(acc) = runner {
-            let mut list = row.res_list.clone();
-            if let J::Array(a) = &mut list {
-                for d in a.iter_mut() {
-                    if let J::Object(o) = d {
-                        if let Some(v) = o.get("rid").and_then(super::rid::scalar).and_then(|r| acc.get(&r).cloned()) {
-                            o.insert("num_spec_accepted_tokens".into(), v);
-                        }
-                    }
-                }
-            }
-            for e in row.entries.iter_mut() {
+            for e in std::sync::Arc::make_mut(&mut row.entries).iter_mut() {
                 if let Some(v) = acc.get(&e.rid).and_then(|v| super::event::num(Some(v))) {
                     e.spec_accepted = Some(v);
                 }
             }
-            row.res_list = list;
         }
     }
     (rows, sched)

@@ -1,10 +1,11 @@
 //! The normalised event: one ring record with names resolved, wall-clock times, merged
 //! attributes and parsed rids.
 
-use serde_json::{Map, Value as J};
+use serde_json::Value as J;
 
+use super::attrs::Attrs;
 use super::rid::Rids;
-use crate::reader::{json, Item};
+use crate::reader::Item;
 use crate::record::Kind;
 
 /// One record, ready for the model and the exporters.
@@ -21,8 +22,8 @@ pub struct Event<'a> {
     pub end: i64,
     /// OS thread id.
     pub tid: u32,
-    /// All attributes (typed and JSON) in one object.
-    pub attrs: Map<String, J>,
+    /// All attributes (typed and JSON) except `rid`.
+    pub attrs: Attrs<'a>,
     /// The request ids (typed rids first, else the `rid` attribute).
     pub rids: Rids,
     /// For metric records, the value.
@@ -33,13 +34,13 @@ impl<'a> Event<'a> {
     /// Normalise one record.
     pub fn from_item(it: &Item<'a>) -> Event<'a> {
         let (m, v) = (it.process, &it.record);
-        let attrs = json::attrs(m, v);
+        let mut attrs = Attrs::decode(m, v);
         let start = m.to_wall(v.t0);
         let end = if v.kind == Kind::Span && v.t1 >= v.t0 { start + (v.t1 - v.t0) as i64 } else { start };
         let mut rids = Rids::from_strings(v.rids());
         if rids.is_empty() {
-            if let Some(r) = attrs.get("rid") {
-                rids = Rids::from_value(r);
+            if let Some(r) = attrs.rid.take() {
+                rids = r;
             }
         }
         Event {

@@ -1,6 +1,7 @@
 //! The parse model: normalised events, requests, batches, KV cache, forward passes, processes,
 //! and the statistics over them. Built from per-process partial results merged in any order.
 
+pub mod attrs;
 pub mod batch;
 pub mod event;
 pub mod forward;

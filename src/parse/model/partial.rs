@@ -1,6 +1,8 @@
 //! What reading one process yields; partials of all processes are merged into the model.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::batch::BatchRow;
 use super::forward::FwdRow;
@@ -48,9 +50,9 @@ pub struct QueueSample {
 #[derive(Default)]
 pub struct Partial {
     /// Requests by raw id.
-    pub requests: HashMap<String, ReqAcc>,
+    pub requests: FxHashMap<String, ReqAcc>,
     /// Ids seen on `httpReq`/`tokenize` (API-side ids).
-    pub api_ids: HashSet<String>,
+    pub api_ids: FxHashSet<String>,
     /// Link records (from, to).
     pub links: Vec<(String, String)>,
     /// Batch rows.
@@ -64,7 +66,7 @@ pub struct Partial {
     /// Queue samples.
     pub queue: Vec<QueueSample>,
     /// Flow points by raw rid.
-    pub flows: HashMap<String, Vec<FlowPt>>,
+    pub flows: FxHashMap<String, Vec<FlowPt>>,
     /// Span names seen, with counts (all processes).
     pub span_names: HashMap<String, u64>,
 }

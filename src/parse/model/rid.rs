@@ -1,8 +1,6 @@
 //! Request ids: the three `rid` shapes of the event contract (a scalar, a list, a list of dicts)
 //! and the mapping of engine-internal ids back to the API request id.
 
-use std::collections::HashMap;
-
 use serde_json::Value as J;
 
 /// One request in a record, with the per-request fields of the dict shape (absent otherwise).
@@ -16,6 +14,10 @@ pub struct RidEntry {
     pub typ: Option<i64>,
     /// `num_scheduled_tokens`.
     pub scheduled: Option<f64>,
+    /// `num_prompt_tokens`.
+    pub prompt: Option<f64>,
+    /// `num_computed_tokens`.
+    pub computed: Option<f64>,
     /// `num_spec_output_tokens`.
     pub spec_out: Option<f64>,
     /// `num_spec_accepted_tokens`.
@@ -77,6 +79,8 @@ impl Rids {
                                 iter: num(o.get("iter")).map(|f| f as i64),
                                 typ: num(o.get("type")).map(|f| f as i64),
                                 scheduled: num(o.get("num_scheduled_tokens")),
+                                prompt: num(o.get("num_prompt_tokens")),
+                                computed: num(o.get("num_computed_tokens")),
                                 spec_out: num(o.get("num_spec_output_tokens")),
                                 spec_accepted: num(o.get("num_spec_accepted_tokens")),
                             });
@@ -103,6 +107,90 @@ impl Rids {
     /// No request ids.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Rebuild the `rid` structure (`res_list`) with ids mapped through `map`: dicts with the
+    /// known keys in the contract's order, or a list of ids.
+    pub fn to_value(entries: &[RidEntry], dicts: bool, map: &RidMap) -> J {
+        J::Array(
+            entries
+                .iter()
+                .map(|e| {
+                    let rid = J::String(map.resolve(&e.rid).to_string());
+                    if !dicts {
+                        return rid;
+                    }
+                    let mut o = serde_json::Map::new();
+                    o.insert("rid".into(), rid);
+                    let f = |x: f64| if x.fract() == 0.0 && x.abs() < 9e15 { J::from(x as i64) } else { J::from(x) };
+                    for (k, v) in [
+                        ("iter", e.iter.map(|i| i as f64)),
+                        ("type", e.typ.map(|i| i as f64)),
+                        ("num_scheduled_tokens", e.scheduled),
+                        ("num_prompt_tokens", e.prompt),
+                        ("num_computed_tokens", e.computed),
+                        ("num_spec_output_tokens", e.spec_out),
+                        ("num_spec_accepted_tokens", e.spec_accepted),
+                    ] {
+                        if let Some(v) = v {
+                            o.insert(k.into(), f(v));
+                        }
+                    }
+                    J::Object(o)
+                })
+                .collect(),
+        )
+    }
+
+    /// As [`to_value`](Self::to_value), written straight to JSON text (no tree).
+    pub fn write_json(out: &mut String, entries: &[RidEntry], dicts: bool, map: &RidMap) {
+        use std::fmt::Write;
+        let num = |out: &mut String, x: f64| {
+            if x.fract() == 0.0 && x.abs() < 9e15 {
+                let _ = write!(out, "{}", x as i64);
+            } else if x.is_finite() {
+                let _ = write!(out, "{x}");
+            } else {
+                out.push_str("null");
+            }
+        };
+        out.push('[');
+        for (i, e) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if dicts {
+                out.push_str("{\"rid\": ");
+            }
+            let rid = map.resolve(&e.rid);
+            if rid.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+                out.push('"');
+                out.push_str(rid);
+                out.push('"');
+            } else {
+                out.push_str(&serde_json::to_string(rid).unwrap_or_default());
+            }
+            if dicts {
+                for (k, v) in [
+                    ("iter", e.iter.map(|i| i as f64)),
+                    ("type", e.typ.map(|i| i as f64)),
+                    ("num_scheduled_tokens", e.scheduled),
+                    ("num_prompt_tokens", e.prompt),
+                    ("num_computed_tokens", e.computed),
+                    ("num_spec_output_tokens", e.spec_out),
+                    ("num_spec_accepted_tokens", e.spec_accepted),
+                ] {
+                    if let Some(v) = v {
+                        out.push_str(", \"");
+                        out.push_str(k);
+                        out.push_str("\": ");
+                        num(out, v);
+                    }
+                }
+                out.push('}');
+            }
+        }
+        out.push(']');
     }
 
     /// The rids joined with `,` (the reference's `rid` string).
@@ -133,7 +221,7 @@ pub fn strip_internal_suffix(rid: &str) -> Option<&str> {
 /// The id mapping: engine-internal ids and link targets → the API request id.
 #[derive(Clone, Debug, Default)]
 pub struct RidMap {
-    map: HashMap<String, String>,
+    map: rustc_hash::FxHashMap<String, String>,
 }
 
 impl RidMap {
@@ -141,7 +229,7 @@ impl RidMap {
     /// is the API-side id): `to` maps to `from`; any `X-<8 hex>` maps to `X` when `X` is an API id.
     pub fn build<'a>(api_ids: impl Iterator<Item = &'a String> + Clone, links: &[(String, String)], all_ids: impl Iterator<Item = &'a String>) -> RidMap {
         let api: std::collections::HashSet<&String> = api_ids.collect();
-        let mut map = HashMap::new();
+        let mut map = rustc_hash::FxHashMap::default();
         for (from, to) in links {
             if from != to {
                 map.insert(to.clone(), from.clone());
@@ -211,6 +299,10 @@ mod tests {
         let api = ["a".to_string()];
         let all = ["a-0123abcd".to_string(), "b-0123abcd".to_string(), "e1".to_string()];
         let m = RidMap::build(api.iter(), &[("a".into(), "e1".into())], all.iter());
+        let r = Rids::from_value(&json!([{"rid": "a-0123abcd", "iter": 0, "type": 0, "num_scheduled_tokens": 7.5}, {"rid": "q\"", "iter": 1}]));
+        let mut s = String::new();
+        Rids::write_json(&mut s, &r.entries, true, &m);
+        assert_eq!(serde_json::from_str::<J>(&s).unwrap(), Rids::to_value(&r.entries, true, &m));
         assert_eq!(m.resolve("a-0123abcd"), "a");
         assert_eq!(m.resolve("b-0123abcd"), "b-0123abcd");
         assert_eq!(m.resolve("e1"), "a");
