@@ -38,6 +38,19 @@ struct ThreadStats {
 }
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
+/// Records go to fresh memory: ask for the cache line a few records ahead while writing this one.
+const PREFETCH_AHEAD: usize = 512;
+
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 /// Fraction of the current segment handed out at which a spare is prepared.
 const SPARE_AT: f64 = 0.25;
 /// How far ahead of the writers the control thread faults pages in (per 50 ms tick).
@@ -173,6 +186,7 @@ impl Ring {
                 }
                 // SAFETY: [pos, pos+size) lies inside the chunk this thread exclusively owns.
                 unsafe { spec.encode_into(s.base.add(s.pos), sized, s.tid) };
+                prefetch(s.base.wrapping_add(s.pos + PREFETCH_AHEAD));
                 s.pos += size;
                 s.records += 1;
                 s.written += 1;
