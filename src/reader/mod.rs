@@ -146,9 +146,9 @@ impl Process {
         Ok(Process { meta: meta::read(&files.meta)?, files })
     }
 
-    /// Stream every committed record, segment by segment and chunk by chunk in claim order
+    /// Stream every committed record, chunk by chunk in claim order across all segments
     /// (records of one thread are in time order; across threads they interleave by chunk).
-    /// Memory use is one chunk.
+    /// Memory use is one chunk plus 24 bytes per chunk for the ordering.
     pub fn scan(&self, mut f: impl FnMut(Item<'_>)) -> Report {
         let m = &self.meta;
         let mut r = Report {
@@ -162,33 +162,40 @@ impl Process {
         };
         let name = &self.files.stem;
         r.problems.extend(m.problems.iter().map(|p| format!("{name}: {p}")));
-        let mut buf = Vec::new();
+        // Chunks are claimed in one global order across segments (`seq`); segments may be created
+        // out of index order (a spare racing an inline creation), so order by `seq` over all of them.
+        let mut segs = Vec::new();
         for path in &self.files.segments {
-            let (file, info) = match segment::open(path) {
-                Ok(x) => x,
-                Err(e) => {
-                    r.problems.push(e);
-                    continue;
+            match segment::open(path) {
+                Ok((file, info)) => {
+                    if info.chunks_present < info.chunk_count {
+                        r.problems.push(format!("{}: truncated: {} of {} chunks present", path.display(), info.chunks_present, info.chunk_count));
+                    }
+                    segs.push((file, info));
                 }
-            };
-            if info.chunks_present < info.chunk_count {
-                r.problems.push(format!("{}: truncated: {} of {} chunks present", path.display(), info.chunks_present, info.chunk_count));
+                Err(e) => r.problems.push(e),
             }
-            for c in segment::chunks(&file, &info) {
-                let s = segment::scan_chunk(&file, &info, c, &mut buf, |v| f(Item { process: m, record: v }));
-                r.chunks += 1;
-                r.records += s.records;
-                r.open_chunks += s.open as u64;
-                r.raced_chunks += s.raced as u64;
-                if s.torn_bytes > 0 {
-                    r.torn_records += 1;
-                    r.torn_bytes += s.torn_bytes;
-                }
-                if s.corrupt_bytes > 0 {
-                    r.corrupt_chunks += 1;
-                    r.corrupt_bytes += s.corrupt_bytes;
-                    r.problems.push(format!("{}: chunk {}: {} bytes corrupt or missing, skipped", path.display(), c.index, s.corrupt_bytes));
-                }
+        }
+        let mut order: Vec<(usize, segment::ChunkRef)> =
+            segs.iter().enumerate().flat_map(|(i, (file, info))| segment::chunks(file, info).into_iter().map(move |c| (i, c))).collect();
+        order.sort_by_key(|(_, c)| c.seq);
+        let mut buf = Vec::new();
+        for (i, c) in order {
+            let (file, info) = &segs[i];
+            let path = &info.path;
+            let s = segment::scan_chunk(file, info, c, &mut buf, |v| f(Item { process: m, record: v }));
+            r.chunks += 1;
+            r.records += s.records;
+            r.open_chunks += s.open as u64;
+            r.raced_chunks += s.raced as u64;
+            if s.torn_bytes > 0 {
+                r.torn_records += 1;
+                r.torn_bytes += s.torn_bytes;
+            }
+            if s.corrupt_bytes > 0 {
+                r.corrupt_chunks += 1;
+                r.corrupt_bytes += s.corrupt_bytes;
+                r.problems.push(format!("{}: chunk {}: {} bytes corrupt or missing, skipped", path.display(), c.index, s.corrupt_bytes));
             }
         }
         if r.torn_records > 0 {

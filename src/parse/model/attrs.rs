@@ -302,7 +302,8 @@ mod tests {
             json!({"rid": ["x", 7], "k": {"a": 1}}),
             json!({"rid": null}),
         ] {
-            let a: Attrs = serde_json::from_str(&v.to_string()).unwrap();
+            let text = v.to_string();
+            let a: Attrs = serde_json::from_str(&text).unwrap();
             assert_eq!(a.rid.unwrap(), Rids::from_value(&v["rid"]));
             assert_eq!(a.items.len(), v.as_object().unwrap().len() - 1);
         }
