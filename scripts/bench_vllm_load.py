@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Serving-overhead benchmark driver (issue 5): alternating runs against real vLLM servers.
+
+Conditions (docs/PERFORMANCE.md, "Serving overhead on real vLLM"):
+  a  no profiler: a server started with ``VLLM_PLUGINS=`` (empty: vLLM loads no general plugin, so
+     ``ms_service_profiler`` is never imported) and no ``SERVICE_PROF_CONFIG_PATH``;
+  b  profiler installed, ``"enable": 0``;
+  c  profiler installed, ``"enable": 1`` with the default symbols.
+b and c are the same server: the driver flips ``enable`` with the user guide's sed-equivalent edit
+and waits for every process to see it.  Each round runs a, b, c in a rotated order, so slow drifts
+of the machine hit every condition alike; the first round of each server is a discarded warm-up.
+
+Workload: N streaming completions (``max_tokens`` output tokens each, ``ignore_eos``) at a fixed
+concurrency.  Reported per condition: throughput (output tokens/s, median over rounds and the ratio
+to a), request latency and TTFT percentiles.  Results: JSON (``--json``) and a markdown table on
+stdout.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import sys
+import time
+
+import aiohttp
+
+
+async def one_request(session, url, prompt, max_tokens):
+    """Send one streaming completion; return (latency s, ttft s, output tokens)."""
+    body = {
+        "model": "tiny",
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "min_tokens": max_tokens,
+        "ignore_eos": True,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    t0 = time.perf_counter()
+    ttft = None
+    tokens = 0
+    async with session.post(url + "/v1/completions", json=body) as resp:
+        resp.raise_for_status()
+        async for raw in resp.content:
+            line = raw.strip()
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                break
+            msg = json.loads(data)
+            if ttft is None and msg.get("choices") and msg["choices"][0].get("text"):
+                ttft = time.perf_counter() - t0
+            if msg.get("usage"):
+                tokens = msg["usage"]["completion_tokens"]
+    return time.perf_counter() - t0, ttft if ttft is not None else float("nan"), tokens
+
+
+async def workload(url, n, concurrency, max_tokens):
+    """Run the fixed workload once; return the measurements."""
+    sem = asyncio.Semaphore(concurrency)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def run(i):
+            async with sem:
+                return await one_request(session, url, f"request {i}: the quick brown fox", max_tokens)
+
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(run(i) for i in range(n)))
+        wall = time.perf_counter() - t0
+    tokens = sum(r[2] for r in results)
+    if tokens != n * max_tokens:
+        raise SystemExit(f"expected {n * max_tokens} output tokens, got {tokens}")
+    return {"wall_s": wall, "tokens": tokens, "latency": [r[0] for r in results], "ttft": [r[1] for r in results]}
+
+
+def pct(values, p):
+    """The p-th percentile (nearest rank) of values."""
+    vs = sorted(values)
+    k = max(0, min(len(vs) - 1, int(round(p / 100.0 * len(vs) + 0.5)) - 1))
+    return vs[k]
+
+
+def set_enable(path, on):
+    """Flip ``enable`` the way the user guide's sed does (in place), preserving the rest."""
+    with open(path) as f:
+        text = f.read()
+    new = re.sub(r'"enable":\s*[01]', '"enable": %d' % (1 if on else 0), text)
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url-a", required=True, help="server without the profiler")
+    ap.add_argument("--url-p", required=True, help="server with the profiler installed")
+    ap.add_argument("--config", required=True, help="SERVICE_PROF_CONFIG_PATH of the profiled server")
+    ap.add_argument("--requests", type=int, default=96)
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait after flipping enable")
+    ap.add_argument("--json", help="write raw results here")
+    args = ap.parse_args()
+
+    conds = {"a": args.url_a, "b": args.url_p, "c": args.url_p}
+    runs = {c: [] for c in conds}
+
+    def go(cond):
+        if cond in "bc":
+            set_enable(args.config, cond == "c")
+            time.sleep(args.settle)
+        return asyncio.run(workload(conds[cond], args.requests, args.concurrency, args.max_tokens))
+
+    # warm-up: both servers, profiler side with capture on then off (first-capture costs: file set)
+    for cond in ("a", "c", "b"):
+        go(cond)
+    order = ["a", "b", "c"]
+    for r in range(args.rounds):
+        rot = order[r % 3:] + order[: r % 3]
+        for cond in rot:
+            res = go(cond)
+            runs[cond].append(res)
+            print(f"round {r + 1} {cond}: {res['tokens'] / res['wall_s']:.1f} tok/s", file=sys.stderr, flush=True)
+    set_enable(args.config, False)
+
+    summary = {}
+    for cond, rs in runs.items():
+        tput = [x["tokens"] / x["wall_s"] for x in rs]
+        lat = [v for x in rs for v in x["latency"]]
+        ttft = [v for x in rs for v in x["ttft"]]
+        summary[cond] = {
+            "throughput_tok_s": tput,
+            "median_tok_s": statistics.median(tput),
+            "latency_p50_ms": pct(lat, 50) * 1e3,
+            "latency_p90_ms": pct(lat, 90) * 1e3,
+            "latency_p99_ms": pct(lat, 99) * 1e3,
+            "ttft_p50_ms": pct(ttft, 50) * 1e3,
+            "ttft_p99_ms": pct(ttft, 99) * 1e3,
+        }
+    # per-round ratios (each round has one run of every condition, close in time)
+    for cond in ("b", "c"):
+        ratios = [x / y for x, y in zip(summary[cond]["throughput_tok_s"], summary["a"]["throughput_tok_s"])]
+        summary[cond]["ratio_per_round"] = ratios
+        summary[cond]["ratio_median"] = statistics.median(ratios)
+        summary[cond]["ratio_of_medians"] = summary[cond]["median_tok_s"] / summary["a"]["median_tok_s"]
+    meta = {"requests": args.requests, "max_tokens": args.max_tokens, "concurrency": args.concurrency, "rounds": args.rounds}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"workload": meta, "summary": summary}, f, indent=1)
+
+    names = {"a": "(a) no profiler", "b": "(b) installed, enable 0", "c": "(c) enable 1, default symbols"}
+    print(f"workload: {args.requests} requests x {args.max_tokens} output tokens, concurrency {args.concurrency}, {args.rounds} alternating rounds")
+    print("| condition | tok/s (median) | ratio to (a) (median of per-round) | latency p50 / p90 / p99 ms | TTFT p50 / p99 ms |")
+    print("|---|---|---|---|---|")
+    for cond in ("a", "b", "c"):
+        s = summary[cond]
+        ratio = "1" if cond == "a" else f"{s['ratio_median']:.4f}"
+        print(
+            f"| {names[cond]} | {s['median_tok_s']:.1f} | {ratio} | {s['latency_p50_ms']:.0f} / {s['latency_p90_ms']:.0f} / {s['latency_p99_ms']:.0f} "
+            f"| {s['ttft_p50_ms']:.0f} / {s['ttft_p99_ms']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
