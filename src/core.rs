@@ -489,7 +489,18 @@ impl Core {
         A: Iterator<Item = Attr<'a>> + Clone,
         R: Iterator<Item = &'a [u8]> + Clone,
     {
-        if STATE.load(Ordering::Relaxed) & ENABLED == 0 || !self.domain_ok(spec.domain) {
+        let state = STATE.load(Ordering::Relaxed);
+        state & ENABLED != 0 && self.record_with_state(state, spec)
+    }
+
+    /// [`record`](Self::record) for a caller that already loaded the state word and found capture on.
+    #[inline]
+    pub fn record_with_state<'a, A, R>(&self, state: u64, spec: &Spec<'a, A, R>) -> bool
+    where
+        A: Iterator<Item = Attr<'a>> + Clone,
+        R: Iterator<Item = &'a [u8]> + Clone,
+    {
+        if state & FILTER != 0 && !self.domain_ok(spec.domain) {
             return false;
         }
         match self.ring_if_open() {

@@ -153,7 +153,8 @@ fn attr(a: &MspAttr) -> Option<Attr<'_>> {
 }
 
 fn record(kind: Kind, flags: u8, domain: u32, name: u32, t0: u64, t1: u64, p: *const MspPayload) -> bool {
-    if STATE.load(std::sync::atomic::Ordering::Relaxed) & core::ENABLED == 0 {
+    let state = STATE.load(std::sync::atomic::Ordering::Relaxed);
+    if state & core::ENABLED == 0 {
         return false;
     }
     // SAFETY: NULL or a valid payload.
@@ -163,7 +164,7 @@ fn record(kind: Kind, flags: u8, domain: u32, name: u32, t0: u64, t1: u64, p: *c
         None => (&[][..], &[][..], &[][..]),
     };
     let spec = Spec { kind, flags, t0, t1, domain, name, attrs: attrs.iter().filter_map(attr), rids: rids.iter().map(|r| bytes(r.ptr, r.len)), json };
-    core::get().record(&spec)
+    core::get().record_with_state(state, &spec)
 }
 
 fn now_if_zero(ts: u64) -> u64 {
