@@ -72,14 +72,8 @@ impl Plan {
             log::once(Level::Warning, "dev-acl-mspti", "LD_PRELOAD contains libmspti.so: acl_task_time=1 (ACL prof) conflicts with MSPTI and is off");
             mode = 0;
         }
-        if mode == 2 && cann::preloaded("libmspti.so").is_none() {
-            log::once(
-                Level::Warning,
-                "dev-mspti-preload",
-                "acl_task_time=2 needs LD_PRELOAD=<CANN>/lib64/libmspti.so set before the service starts; trying without it",
-            );
-        }
-        let rates = if master { usage::Rates { host: cfg.host_system_usage_freq, npu: cfg.npu_memory_usage_freq } } else { usage::Rates { host: None, npu: None } };
+        let rates =
+            if master { usage::Rates { host: cfg.host_system_usage_freq, npu: cfg.npu_memory_usage_freq } } else { usage::Rates { host: None, npu: None } };
         if mode != 1 && mode != 2 && rates.host.is_none() && rates.npu.is_none() {
             return None;
         }

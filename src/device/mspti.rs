@@ -410,6 +410,13 @@ impl Session {
     /// Subscribe and enable the activity kinds; `None` (after one warning) when MSPTI refuses.
     pub fn start(filters: Filters) -> Option<Session> {
         let api = api()?;
+        if cann::preloaded("libmspti.so").is_none() {
+            log::once(
+                Level::Warning,
+                "mspti-preload",
+                "acl_task_time=2 needs LD_PRELOAD=<CANN>/lib64/libmspti.so set before the service starts; trying without it",
+            );
+        }
         FILTERS.store(Some(Arc::new(filters)));
         let mut s = Session { api, sub: std::ptr::null_mut(), subscribed: false, enabled: Vec::new() };
         // SAFETY: documented MSPTI calls with valid arguments.

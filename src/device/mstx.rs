@@ -31,7 +31,9 @@ pub fn available() -> bool {
         let lib = cann::open("libms_tools_ext.so", &[])?;
         cann::require(&lib, "mstx mirroring of host spans", &["mstxRangeStartA", "mstxRangeEnd"])?;
         // SAFETY: documented signatures.
-        unsafe { Some(Api { start: lib.sym::<sys::mstxRangeStartA_fn>("mstxRangeStartA")??, end: lib.sym::<sys::mstxRangeEnd_fn>("mstxRangeEnd")??, _lib: lib }) }
+        unsafe {
+            Some(Api { start: lib.sym::<sys::mstxRangeStartA_fn>("mstxRangeStartA")??, end: lib.sym::<sys::mstxRangeEnd_fn>("mstxRangeEnd")??, _lib: lib })
+        }
     })
     .is_some()
 }

@@ -118,7 +118,12 @@ impl Emitter {
         let int = |key: u32, v: u64| Attr { key, value: Value::Int(v as i64) };
         match a {
             Activity::Kernel { t, ds, corr, ty, name } => {
-                let attrs = [int(k.device_id, ds.0 as u64), int(k.stream_id, ds.1 as u64), int(k.correlation_id, corr), Attr { key: k.ty, value: Value::Str(ty.as_bytes()) }];
+                let attrs = [
+                    int(k.device_id, ds.0 as u64),
+                    int(k.stream_id, ds.1 as u64),
+                    int(k.correlation_id, corr),
+                    Attr { key: k.ty, value: Value::Str(ty.as_bytes()) },
+                ];
                 put(core, Kind::Span, k.kernel, core.intern(name.as_bytes()), t, &attrs, 0);
             }
             Activity::Api { t, pt, corr, name } => {

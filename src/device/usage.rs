@@ -69,7 +69,8 @@ impl Sampler {
             return None;
         }
         let i = |s: &str| core.intern(s.as_bytes());
-        let ids = Ids { host: i("HostUsage"), npu: i("NpuUsage"), cpu: i("cpu_percent"), used: i("mem_used_bytes"), pct: i("mem_percent"), device_id: i("deviceId") };
+        let ids =
+            Ids { host: i("HostUsage"), npu: i("NpuUsage"), cpu: i("cpu_percent"), used: i("mem_used_bytes"), pct: i("mem_percent"), device_id: i("deviceId") };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("msp-usage".into()).spawn(move || run(core, rates, dcmi, ids, &flag)).ok()?;

@@ -241,7 +241,16 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();
                     report.problems.push(format!("{} part {k}: internal error while reading ({what}); this part was skipped", p.files.stem));
-                    ProcResult { partial: Partial::default(), report, domains: 0, fragment: None, threads: Vec::new(), perfetto: None, counters: Vec::new(), io_error: None }
+                    ProcResult {
+                        partial: Partial::default(),
+                        report,
+                        domains: 0,
+                        fragment: None,
+                        threads: Vec::new(),
+                        perfetto: None,
+                        counters: Vec::new(),
+                        io_error: None,
+                    }
                 });
                 if *k > 0 {
                     // Per-process counters and meta problems are reported by part 0 only.
@@ -249,6 +258,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     rep.dropped = 0;
                     rep.overwritten = 0;
                     rep.oversize = 0;
+                    rep.device_dropped = 0;
                     rep.hook_errors = 0;
                     rep.expr_errors = 0;
                     rep.unclean = 0;
@@ -374,6 +384,9 @@ pub fn summary_text(s: &Summary, out: &Path) -> String {
         "losses: {} dropped, {} overwritten, {} oversize by the recorder; {} torn record(s), {} corrupt chunk(s) ({} bytes) skipped; {} process(es) not shut down cleanly\n",
         r.dropped, r.overwritten, r.oversize, r.torn_records, r.corrupt_chunks, r.corrupt_bytes, r.unclean
     );
+    if r.device_dropped > 0 {
+        t += &format!("device records lost before the ring (MSPTI buffers full, or hand-off queue full): {}\n", r.device_dropped);
+    }
     for u in &s.unreadable {
         t += &format!("skipped unreadable: {u}\n");
     }
