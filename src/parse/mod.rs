@@ -241,16 +241,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();
                     report.problems.push(format!("{} part {k}: internal error while reading ({what}); this part was skipped", p.files.stem));
-                    ProcResult {
-                        partial: Partial::default(),
-                        report,
-                        domains: 0,
-                        fragment: None,
-                        threads: Vec::new(),
-                        perfetto: None,
-                        counters: Vec::new(),
-                        io_error: None,
-                    }
+                    ProcResult { partial: Partial::default(), report, domains: 0, fragment: None, threads: Vec::new(), perfetto: None, counters: Vec::new(), io_error: None }
                 });
                 if *k > 0 {
                     // Per-process counters and meta problems are reported by part 0 only.
