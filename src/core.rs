@@ -287,6 +287,7 @@ impl Core {
     }
 
     fn run(&'static self) {
+        crate::device::on_control_start();
         while !self.shutdown.load(Ordering::Acquire) && self.pid == process::pid() {
             self.tick();
             self.device.tick(self, false);

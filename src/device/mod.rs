@@ -50,6 +50,13 @@ pub struct Plan {
     pub rates: usage::Rates,
 }
 
+/// Early work on the control thread's start: register the device-state callback (CANN_ABI §5)
+/// so that the device id is known even if the service opens its NPU before capture first starts
+/// (as the reference, which registers it when its manager thread starts). Silent without CANN.
+pub fn on_control_start() {
+    profapi::register();
+}
+
 /// Whether msprof is collecting this process (CONTRACT §1.7).
 fn msprof_active() -> bool {
     std::env::var_os("PROFILER_SAMPLECONFIG").is_some_and(|v| !v.is_empty()) || std::env::var("PROFILING_MODE").is_ok_and(|v| v == "dynamic")
@@ -142,10 +149,8 @@ impl Device {
     fn start_all(w: &mut Work, core: &'static Core, p: Plan) {
         match p.mode {
             2 => w.mspti = mspti::Session::start(p.filters.clone()),
-            1 => {
-                if aclprof::available() && !profapi::register() {
-                    log::once(Level::Warning, "dev-no-device", "no device id (libprofapi has no device-state callback): ACL prof collection is skipped");
-                }
+            1 if aclprof::available() && !profapi::register() => {
+                log::once(Level::Warning, "dev-no-device", "no device id (libprofapi.so missing, or without a device-state callback): ACL prof collection is skipped");
             }
             _ => {}
         }
