@@ -166,6 +166,7 @@ extern "C" fn fork_child() {
     // The parent's core no longer matches our pid: the next call builds a fresh one with its own
     // file set and control thread. Nothing of the parent's mapping is ever written by the child.
     process::refresh_pid();
+    crate::device::after_fork_child();
 }
 
 /// Keep the library loaded for the life of the process: the control thread runs its code.

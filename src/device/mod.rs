@@ -57,6 +57,13 @@ pub fn on_control_start() {
     profapi::register();
 }
 
+/// In a forked child (from the fork handler): forget the parent's device state. Its MSPTI
+/// threads do not exist here, so a hand-off lock they held at the fork is released, and records
+/// the parent had queued are discarded (they belong to the parent's file set).
+pub fn after_fork_child() {
+    mspti::after_fork_child();
+}
+
 /// Whether msprof is collecting this process (CONTRACT §1.7).
 fn msprof_active() -> bool {
     std::env::var_os("PROFILER_SAMPLECONFIG").is_some_and(|v| !v.is_empty()) || std::env::var("PROFILING_MODE").is_ok_and(|v| v == "dynamic")
@@ -129,7 +136,14 @@ impl Device {
     pub fn tick(&self, core: &'static Core, wait: bool) {
         let mut w = match self.work.try_lock() {
             Some(w) => w,
-            None if wait => self.work.lock(),
+            // Shutdown: wait for a running tick, but never hang the exiting process on CANN.
+            None if wait => {
+                let Some(w) = self.work.try_lock_for(std::time::Duration::from_secs(2)) else {
+                    log::log(Level::Warning, "device capture still busy at exit; its last records are not written");
+                    return;
+                };
+                w
+            }
             None => return,
         };
         let (gen, plan) = {
@@ -150,7 +164,11 @@ impl Device {
         match p.mode {
             2 => w.mspti = mspti::Session::start(p.filters.clone()),
             1 if aclprof::available() && !profapi::register() => {
-                log::once(Level::Warning, "dev-no-device", "no device id (libprofapi.so missing, or without a device-state callback): ACL prof collection is skipped");
+                log::once(
+                    Level::Warning,
+                    "dev-no-device",
+                    "no device id (libprofapi.so missing, or without a device-state callback): ACL prof collection is skipped",
+                );
             }
             _ => {}
         }

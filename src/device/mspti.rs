@@ -195,6 +195,26 @@ pub fn push(a: Activity) {
     QUEUE.lock().push(a);
 }
 
+/// In a forked child: release the hand-off locks if a parent thread held them at the fork (no
+/// thread of the parent exists here), and drop the parent's queued records and spare buffers.
+pub fn after_fork_child() {
+    // SAFETY: in the child only the forking thread exists; it is not inside a callback of ours
+    // (callbacks never fork), so a held lock belongs to a thread that is gone.
+    unsafe {
+        if QUEUE.is_locked() {
+            QUEUE.force_unlock();
+        }
+        if POOL.is_locked() {
+            POOL.force_unlock();
+        }
+    }
+    QUEUE.lock().clear();
+    QUEUED.store(0, Ordering::Relaxed);
+    POOL.lock().clear();
+    OUTSTANDING.store(0, Ordering::Relaxed);
+    FILTERS.store(None);
+}
+
 /// Take every queued activity.
 pub fn drain() -> Vec<Activity> {
     let v = std::mem::take(&mut *QUEUE.lock());
