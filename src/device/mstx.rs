@@ -24,8 +24,8 @@ unsafe impl Sync for Api {}
 
 static API: OnceLock<Option<Api>> = OnceLock::new();
 
-/// Load `libms_tools_ext` once; whether mirroring is possible. Absence is not an error (one
-/// debug line): mirroring is a convenience of ACL prof mode.
+/// Load `libms_tools_ext` once; whether mirroring is possible. Absence is not an error (nothing
+/// is logged): mirroring is a convenience of ACL prof mode.
 pub fn available() -> bool {
     API.get_or_init(|| {
         let lib = cann::open("libms_tools_ext.so", &[])?;

@@ -18,9 +18,12 @@ unsafe fn note(data: *const u8, len: u32) {
     if data.is_null() || len != PAYLOAD {
         return;
     }
-    let d = std::ptr::read_unaligned(data as *const sys::ProfSetDevParaDevice);
-    if d.isOpen {
-        DEVICE.store(d.deviceId as i64, Ordering::Release);
+    // Fields by offset (chipId 0, deviceId 4, isOpen 8): a C bool is read as a byte, never as a
+    // Rust bool, whatever the caller stored there.
+    let device = std::ptr::read_unaligned(data.add(std::mem::offset_of!(sys::ProfSetDevParaDevice, deviceId)) as *const u32);
+    let open = *data.add(std::mem::offset_of!(sys::ProfSetDevParaDevice, isOpen));
+    if open != 0 {
+        DEVICE.store(device as i64, Ordering::Release);
     }
 }
 

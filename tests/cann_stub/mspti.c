@@ -190,6 +190,25 @@ __attribute__((unused)) static void *emit(void *arg) {
     g_dropped = 7;
     stub_log("emit base=%llu", (unsigned long long)base);
     g_complete(buf, size, o);
+    /* $CANN_STUB_KERNELS more kernel records, in as many buffers as they need. */
+    const char *bulk = getenv("CANN_STUB_KERNELS");
+    static const char *BULK_NAMES[4] = {"bulk_a", "bulk_b", "bulk_c", "bulk_d"};
+    for (unsigned long left = bulk ? strtoul(bulk, NULL, 10) : 0, k = 0; left > 0;) {
+        g_request(&buf, &size, &max_records);
+        if (!buf) break;
+        for (o = 0; left > 0 && o + 56 <= size; o += 56, left--, k++) {
+            memset(buf + o, 0, 56);
+            put32(buf, o, 2);
+            put64(buf, o + 4, base + 10000 + k);
+            put64(buf, o + 12, base + 10000 + k + 1);
+            put32(buf, o + 20, 3);
+            put32(buf, o + 24, 7);
+            put64(buf, o + 28, 1000 + k);
+            putp(buf, o + 36, "KERNEL_AICORE");
+            putp(buf, o + 44, BULK_NAMES[k % 4]);
+        }
+        g_complete(buf, size, o);
+    }
     stub_log("emitted");
     return NULL;
 }
