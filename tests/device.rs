@@ -47,6 +47,12 @@ fn device_child() {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(60)); // one control tick: the device path acts on what it saw
+    if let Some(bit) = std::env::var("MSP_WAIT_STATE_BIT").ok().and_then(|v| v.parse::<u64>().ok()) {
+        while unsafe { *ffi::msp_state_word() } & bit == 0 {
+            assert!(t.elapsed() < Duration::from_secs(10), "state bit {bit} never set");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
     if let Some(n) = std::env::var("MSP_EXPECT_RECORDS").ok().and_then(|v| v.parse::<u64>().ok()) {
         // Measure: from the first record's timestamp to all of them being in the ring.
         let base: u64 = std::fs::read_to_string(&log).unwrap().lines().find_map(|l| l.strip_prefix("emit base=")?.parse().ok()).unwrap();
@@ -283,7 +289,7 @@ fn acl_prof_call_sequence_and_mstx_mirroring() {
         stub(&c.cann, l, &[]);
     }
     let extra = r#", "acl_task_time": 1, "acl_prof_task_time_level": "L1", "aclDataTypeConfig": "ACL_PROF_AICPU""#;
-    let out = c.run(extra, "aclprofStart", &[]);
+    let out = c.run(extra, "aclprofStart", &[("MSP_WAIT_STATE_BIT", "4")]);
     let err = stderr(&out);
     assert!(!err.contains("WARNING") && !err.contains("ERROR"), "{err}");
     let run_dir = std::fs::read_dir(c.tmp.path().join("prof")).unwrap().next().unwrap().unwrap().path();
@@ -334,7 +340,10 @@ fn host_and_npu_usage_samples() {
     let cpu = get("cpu_percent");
     let used = get("mem_used_bytes");
     let pct = get("mem_percent");
-    assert!((5..=16).contains(&cpu.len()), "about 20 Hz for 0.7 s: {}", cpu.len());
+    assert!(cpu.len() >= 3, "about 20 Hz for 0.7 s: {}", cpu.len());
+    let ts: Vec<i64> = host.iter().filter(|r| r["name"] == "cpu_percent").map(|r| r["mono_ns"].as_i64().unwrap()).collect();
+    let mean_gap = (ts[ts.len() - 1] - ts[0]) / (ts.len() as i64 - 1);
+    assert!(mean_gap >= 45_000_000, "never faster than the configured 20 Hz on average: {mean_gap} ns");
     assert_eq!(used.len(), cpu.len());
     assert!(cpu.iter().chain(&pct).all(|v| (0.0..=100.0).contains(v)), "{cpu:?} {pct:?}");
     assert!(used.iter().all(|&v| v > 0.0));
