@@ -77,6 +77,11 @@ fn device_child() {
     assert!(ffi::msp_span(d, n, now - 1000, now, std::ptr::null()));
     let linger = std::env::var("MSP_LINGER_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     std::thread::sleep(Duration::from_millis(linger));
+    if std::env::var_os("MSP_LATE_SPAN").is_some() {
+        let late = ffi::msp_intern(b"late".as_ptr() as _, 4);
+        let now = ffi::msp_now();
+        assert!(ffi::msp_span(d, late, now - 1000, now, std::ptr::null()));
+    }
     ffi::msp_shutdown();
 }
 
@@ -314,6 +319,50 @@ fn acl_prof_call_sequence_and_mstx_mirroring() {
     assert!(run_dir.join("PROF_000001_stub").is_dir(), "CANN writes PROF_* under the run directory");
     let (recs, _) = c.records();
     assert_eq!(recs.len(), 1, "ACL prof data stays in PROF_*; the ring holds the host span");
+}
+
+#[test]
+fn acl_prof_duration_stops_acl_only() {
+    let c = Case::new();
+    for l in ["msprofiler", "profapi", "ms_tools_ext"] {
+        stub(&c.cann, l, &[]);
+    }
+    let env = [("MSP_WAIT_STATE_BIT", "4"), ("MSP_LINGER_MS", "1500"), ("MSP_LATE_SPAN", "1")];
+    c.run(r#", "acl_task_time": 1, "acl_prof_task_time_level": "L0;1""#, "aclprofStart", &env);
+    let log = c.log();
+    let calls: Vec<&str> = log.lines().skip(2).collect();
+    assert_eq!(
+        calls,
+        [
+            "aclprofCreateConfig devices=3 n=1 metrics=1 events=NULL mask=0x880",
+            "aclprofStart config",
+            "mstxRangeStartA Execute::forward stream=NULL id=1",
+            "mstxRangeEnd 1",
+            "aclprofStop config",
+            "aclprofDestroyConfig config",
+            "aclprofFinalize",
+        ],
+        "after 1 s ACL prof stops and mirroring with it; the late span is not mirrored"
+    );
+    let (recs, _) = c.records();
+    assert_eq!(recs.iter().filter(|r| r["domain"] == "Execute").count(), 2, "host capture went on");
+}
+
+#[test]
+fn mspti_without_the_clock_functions_is_converted_from_realtime() {
+    let c = Case::new();
+    let lib = stub(&c.cann, "mspti", &["-DSTUB_OLD_CANN"]);
+    c.run(r#", "acl_task_time": 2"#, "emitted", &[("LD_PRELOAD", lib.to_str().unwrap())]);
+    let base: i64 = c.log().lines().find_map(|l| l.strip_prefix("emit base=")?.parse().ok()).unwrap();
+    let (recs, _) = c.records();
+    let api = in_domain(&recs, "Api");
+    assert_eq!(api.len(), 3);
+    // The stand-in stamped CLOCK_REALTIME; the ring holds CLOCK_MONOTONIC, and the reader's
+    // wall-clock conversion gives the realtime stamp back (within clock-read jitter).
+    let wall = api[0]["ts_ns"].as_i64().unwrap();
+    assert!((wall - base).abs() < 5_000_000, "wall {wall} vs MSPTI realtime {base}");
+    assert!(api[0]["mono_ns"].as_i64().unwrap() < base / 2, "stored on the monotonic clock");
+    assert_eq!(api[1]["mono_ns"].as_i64().unwrap() - api[0]["mono_ns"].as_i64().unwrap(), 1000, "relative times exact");
 }
 
 #[test]

@@ -2,7 +2,8 @@
  * Stand-in for libmspti.so (tests only): the documented MSPTI entry points and buffer protocol
  * (CANN_ABI §3), producing a deterministic set of records. Records are written at the documented
  * byte offsets of the packed layouts, independently of the project's own header.
- * Build with -DSTUB_OMIT_FLUSH to leave out msptiActivityFlushAll (a library missing a symbol).
+ * Build with -DSTUB_OMIT_FLUSH to leave out msptiActivityFlushAll (a library missing a symbol), or
+ * -DSTUB_OLD_CANN to leave out the optional clock functions (records then use CLOCK_REALTIME).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -68,6 +69,7 @@ int msptiActivityRegisterCallbacks(request_fn request, complete_fn complete) {
     return 0;
 }
 
+#ifndef STUB_OLD_CANN /* older CANN: no timestamp callback, no msptiGetTimestamp */
 int msptiActivityRegisterTimestampCallback(timestamp_fn cb) {
     g_timestamp = cb;
     stub_log("msptiActivityRegisterTimestampCallback");
@@ -78,6 +80,7 @@ int msptiGetTimestamp(uint64_t *ts) {
     *ts = now_ns();
     return 0;
 }
+#endif
 
 int msptiActivityEnable(uint32_t kind) {
     if (kind >= 16) return 8;
