@@ -75,6 +75,19 @@ fn device_child() {
     let n = ffi::msp_intern(b"forward".as_ptr() as _, 7);
     let now = ffi::msp_now();
     assert!(ffi::msp_span(d, n, now - 1000, now, std::ptr::null()));
+    if std::env::var_os("MSP_RESTART").is_some() {
+        // Stop and start capture through the API: the device path follows both transitions.
+        let log_len = |l: &str| std::fs::read_to_string(l).unwrap_or_default().lines().count();
+        let before = log_len(&log);
+        ffi::msp_stop();
+        while log_len(&log) == before {
+            assert!(t.elapsed() < Duration::from_secs(10), "no device stop seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        ffi::msp_start();
+        std::thread::sleep(Duration::from_millis(150));
+    }
     let linger = std::env::var("MSP_LINGER_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     std::thread::sleep(Duration::from_millis(linger));
     if std::env::var_os("MSP_LATE_SPAN").is_some() {
@@ -245,6 +258,32 @@ fn mspti_bulk_records_are_all_kept() {
     assert_eq!(report.device_dropped, 7, "no loss of our own");
     let corr: Vec<u64> = bulk.iter().map(|r| r["attrs"]["correlationId"].as_u64().unwrap()).collect();
     assert!(corr.windows(2).all(|w| w[1] == w[0] + 1) && corr[0] == 1000, "in order, none twice");
+}
+
+#[test]
+fn mspti_follows_capture_off_and_on() {
+    let c = Case::new();
+    let lib = stub(&c.cann, "mspti", &[]);
+    c.run(r#", "acl_task_time": 2"#, "emitted", &[("LD_PRELOAD", lib.to_str().unwrap()), ("MSP_RESTART", "1")]);
+    let log = c.log();
+    let one = [
+        "msptiSubscribe",
+        "msptiActivityRegisterCallbacks",
+        "msptiActivityRegisterTimestampCallback",
+        "msptiActivityEnable 3",
+        "msptiActivityEnable 2",
+        "msptiActivityEnable 9",
+        "msptiActivityEnable 1",
+        "msptiActivityDisable 3",
+        "msptiActivityDisable 2",
+        "msptiActivityDisable 9",
+        "msptiActivityDisable 1",
+        "msptiUnsubscribe",
+    ];
+    let calls: Vec<&str> = log.lines().filter(|l| !l.starts_with("emit")).collect();
+    assert_eq!(calls, [one, one].concat());
+    let (recs, _) = c.records();
+    assert_eq!(in_domain(&recs, "Kernel").len(), 3, "records of the first window, written once");
 }
 
 #[test]
