@@ -288,7 +288,8 @@ impl Core {
     }
 
     fn run(&'static self) {
-        crate::device::on_control_start();
+        let acl_prof = lock(&self.control).cfg.acl_task_time == 1;
+        crate::device::on_control_start(acl_prof);
         while !self.shutdown.load(Ordering::Acquire) && self.pid == process::pid() {
             self.tick();
             self.device.tick(self, false);

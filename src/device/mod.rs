@@ -50,11 +50,14 @@ pub struct Plan {
     pub rates: usage::Rates,
 }
 
-/// Early work on the control thread's start: register the device-state callback (CANN_ABI §5)
-/// so that the device id is known even if the service opens its NPU before capture first starts
-/// (as the reference, which registers it when its manager thread starts). Silent without CANN.
-pub fn on_control_start() {
-    profapi::register();
+/// Early work on the control thread's start, when the config file already asks for ACL prof
+/// (`acl_prof`): register the device-state callback (CANN_ABI §5) so that the device id is known
+/// even if the service opens its NPU before capture is enabled (the reference registers it when
+/// its manager thread starts). Processes that do not ask for ACL prof load nothing of CANN here.
+pub fn on_control_start(acl_prof: bool) {
+    if acl_prof {
+        profapi::register();
+    }
 }
 
 /// In a forked child (from the fork handler): forget the parent's device state. Its MSPTI
