@@ -28,6 +28,8 @@ pub static STATE: AtomicU64 = AtomicU64::new(0);
 pub const ENABLED: u64 = 1;
 /// State bit: a domain filter is active.
 pub const FILTER: u64 = 2;
+/// State bit: mirror host spans to mstx ranges (set by the device path while ACL prof runs).
+pub const MSTX: u64 = 4;
 
 static CORE: AtomicPtr<Core> = AtomicPtr::new(std::ptr::null_mut());
 static INIT_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
@@ -97,6 +99,9 @@ pub struct Core {
     shutdown: AtomicBool,
     thread: Mutex<Option<std::thread::Thread>>,
     link_name: AtomicU32,
+    /// The first process of the service (see `rundir::service_tail`): samples host/NPU usage.
+    master: bool,
+    device: crate::device::Device,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,6 +166,7 @@ extern "C" fn fork_child() {
     // The parent's core no longer matches our pid: the next call builds a fresh one with its own
     // file set and control thread. Nothing of the parent's mapping is ever written by the child.
     process::refresh_pid();
+    crate::device::after_fork_child();
 }
 
 /// Keep the library loaded for the life of the process: the control thread runs its code.
@@ -200,7 +206,7 @@ impl Core {
                 std::env::set_var("SERVICE_PROF_CONFIG_PATH", abs);
             }
         }
-        let tail = rundir::service_tail(config_path.as_deref());
+        let (tail, master) = rundir::service_tail(config_path.as_deref());
         let watch = config_path.as_ref().map(|p| Watch::new(p.clone(), home.clone()));
         Core {
             pid: process::pid(),
@@ -219,6 +225,8 @@ impl Core {
             shutdown: AtomicBool::new(false),
             thread: Mutex::new(None),
             link_name: AtomicU32::new(0),
+            master,
+            device: crate::device::Device::default(),
         }
     }
 
@@ -280,8 +288,11 @@ impl Core {
     }
 
     fn run(&'static self) {
+        let acl_prof = lock(&self.control).cfg.acl_task_time == 1;
+        crate::device::on_control_start(acl_prof);
         while !self.shutdown.load(Ordering::Acquire) && self.pid == process::pid() {
             self.tick();
+            self.device.tick(self, false);
             std::thread::park_timeout(TICK);
         }
     }
@@ -388,6 +399,12 @@ impl Core {
         }
         self.publish_state(c);
         if was != on {
+            // Device capture follows host capture; the control thread applies it (outside this lock).
+            let run_dir = absolute(&self.cwd, &c.cfg.prof_dir).join(&self.tail);
+            self.device.want(if on { crate::device::Plan::new(&c.cfg, run_dir, self.master) } else { None });
+            if let Some(t) = lock(&self.thread).as_ref() {
+                t.unpark();
+            }
             log::log(Level::Info, &format!("capture {} ({reason:?})", if on { "started" } else { "stopped" }));
             if let Some(m) = lock(&self.files).meta.as_mut() {
                 let _ = m.capture(monotonic_ns(), on, reason);
@@ -402,6 +419,7 @@ impl Core {
         if c.enabled {
             w |= ENABLED;
         }
+        w |= old & MSTX;
         if !c.cfg.domains.is_empty() {
             w |= FILTER;
         }
@@ -503,9 +521,26 @@ impl Core {
         if state & FILTER != 0 && !self.domain_ok(spec.domain) {
             return false;
         }
+        if state & MSTX != 0 && spec.kind == crate::record::Kind::Span {
+            crate::device::mstx::mirror(spec.domain, spec.name);
+        }
         match self.ring_if_open() {
             Some(r) => r.write(spec),
             None => self.open_files().is_some_and(|r| r.write(spec)),
+        }
+    }
+
+    /// Write a record of the device path (docs/FORMAT.md "Device records") with thread id `tid`,
+    /// whatever the capture state and domain filter: device activities and usage samples belong
+    /// to the capture window they were collected in, and may be delivered after it closed.
+    pub fn record_device<'a, A, R>(&self, spec: &Spec<'a, A, R>, tid: u32) -> bool
+    where
+        A: Iterator<Item = Attr<'a>> + Clone,
+        R: Iterator<Item = &'a [u8]> + Clone,
+    {
+        match self.ring_if_open() {
+            Some(r) => r.write_as(spec, Some(tid)),
+            None => self.open_files().is_some_and(|r| r.write_as(spec, Some(tid))),
         }
     }
 
@@ -691,7 +726,7 @@ impl Core {
     }
 
     /// Flush and close: stop capture, publish counters, mark the file set cleanly shut down.
-    pub fn shutdown(&self) {
+    pub fn shutdown(&'static self) {
         if self.shutdown.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -701,6 +736,8 @@ impl Core {
                 self.set_enabled(&mut c, false, Reason::Shutdown);
             }
         }
+        // Stop device capture and write what it still holds, before the files are closed.
+        self.device.tick(self, true);
         if let Some(r) = self.ring_if_open() {
             r.release_thread();
             r.publish();

@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod control;
 pub mod core;
+pub mod device;
 pub mod ffi;
 pub mod files;
 pub mod intern;

@@ -105,7 +105,7 @@ fn dump(root: &std::path::Path, records: bool) -> ExitCode {
         let line = serde_json::json!({
             "process": p.meta.pid, "host": p.meta.hostname, "meta": name,
             "records": r.records, "dropped": r.dropped, "overwritten": r.overwritten, "oversize": r.oversize,
-            "torn": r.torn_records, "corrupt_chunks": r.corrupt_chunks, "clean_shutdown": p.meta.clean,
+            "device_dropped": r.device_dropped, "torn": r.torn_records, "corrupt_chunks": r.corrupt_chunks, "clean_shutdown": p.meta.clean,
             "hook_errors": r.hook_errors, "expr_errors": r.expr_errors,
             "info": p.meta.meta.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
         });
@@ -114,7 +114,7 @@ fn dump(root: &std::path::Path, records: bool) -> ExitCode {
     }
     let summary = serde_json::json!({"total": {
         "records": total.records, "dropped": total.dropped, "overwritten": total.overwritten, "oversize": total.oversize,
-        "torn": total.torn_records, "corrupt_chunks": total.corrupt_chunks, "unclean_processes": total.unclean,
+        "device_dropped": total.device_dropped, "torn": total.torn_records, "corrupt_chunks": total.corrupt_chunks, "unclean_processes": total.unclean,
         "problems": total.problems,
     }});
     let _ = writeln!(out, "{summary}");

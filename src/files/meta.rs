@@ -81,6 +81,9 @@ pub enum Counter {
     HookErrors = 7,
     /// Attribute-expression failures (reported by the shim).
     ExprErrors = 8,
+    /// Device records lost: dropped by MSPTI for lack of buffer space (its own count), or
+    /// refused by the bounded hand-off queue to the ring.
+    DeviceDropped = 9,
 }
 
 /// Number of counter slots in the header.

@@ -16,18 +16,24 @@ use crate::process;
 pub const ENV_TAIL: &str = "MS_SERVICE_PROF_RUN_TAIL";
 
 /// Determine this process's run tail for the config at `config` (or none), and export it.
-pub fn service_tail(config: Option<&Path>) -> String {
+/// Also returns whether this process is the service's *master*: the one that chose the tail (the
+/// first process), as opposed to one that adopted it from the environment or from a live first
+/// process's rendezvous file. The master alone samples host and NPU usage.
+pub fn service_tail(config: Option<&Path>) -> (String, bool) {
     let key = config.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     if let Ok(v) = std::env::var(ENV_TAIL) {
         if let Some((tail, path)) = v.split_once('|') {
             if path == key && valid_tail(tail) {
-                return tail.to_string();
+                return (tail.to_string(), false);
             }
         }
     }
-    let tail = config.and_then(|_| rendezvous(&key)).unwrap_or_else(crate::clock::local_mmdd_hhmm);
+    let (tail, master) = match config.and_then(|_| rendezvous(&key)) {
+        Some((tail, first)) => (tail, first),
+        None => (crate::clock::local_mmdd_hhmm(), true),
+    };
     std::env::set_var(ENV_TAIL, format!("{tail}|{key}"));
-    tail
+    (tail, master)
 }
 
 fn valid_tail(t: &str) -> bool {
@@ -53,8 +59,8 @@ fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
-/// Adopt the tail of a live first process, or become the first process.
-fn rendezvous(key: &str) -> Option<String> {
+/// Adopt the tail of a live first process (`false`), or become the first process (`true`).
+fn rendezvous(key: &str) -> Option<(String, bool)> {
     let path = runtime_dir()?.join(format!("{:016x}.tail", fnv(key)));
     let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).custom_flags(libc::O_NOFOLLOW).open(&path).ok()?;
     // SAFETY: valid fd; blocks only against another process doing these few syscalls.
@@ -65,7 +71,7 @@ fn rendezvous(key: &str) -> Option<String> {
     if let (Some(pid), Some(ticks), Some(tail)) = (it.next(), it.next(), it.next()) {
         if let (Ok(pid), Ok(ticks)) = (pid.parse::<u32>(), ticks.parse::<u64>()) {
             if pid != process::pid() && process::start_ticks(pid) == Some(ticks) && valid_tail(tail) {
-                return Some(tail.to_string());
+                return Some((tail.to_string(), false));
             }
         }
     }
@@ -73,7 +79,7 @@ fn rendezvous(key: &str) -> Option<String> {
     let me = process::pid();
     let line = format!("{me} {} {tail}\n", process::start_ticks(me).unwrap_or(0));
     let _ = f.set_len(0).and_then(|_| f.rewind()).and_then(|_| f.write_all(line.as_bytes()));
-    Some(tail)
+    Some((tail, true))
 }
 
 use std::os::unix::fs::OpenOptionsExt;

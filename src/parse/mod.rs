@@ -249,6 +249,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     rep.dropped = 0;
                     rep.overwritten = 0;
                     rep.oversize = 0;
+                    rep.device_dropped = 0;
                     rep.hook_errors = 0;
                     rep.expr_errors = 0;
                     rep.unclean = 0;
@@ -374,6 +375,9 @@ pub fn summary_text(s: &Summary, out: &Path) -> String {
         "losses: {} dropped, {} overwritten, {} oversize by the recorder; {} torn record(s), {} corrupt chunk(s) ({} bytes) skipped; {} process(es) not shut down cleanly\n",
         r.dropped, r.overwritten, r.oversize, r.torn_records, r.corrupt_chunks, r.corrupt_bytes, r.unclean
     );
+    if r.device_dropped > 0 {
+        t += &format!("device records lost before the ring (MSPTI buffers full, or hand-off queue full): {}\n", r.device_dropped);
+    }
     for u in &s.unreadable {
         t += &format!("skipped unreadable: {u}\n");
     }

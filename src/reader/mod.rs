@@ -93,6 +93,8 @@ pub struct Report {
     pub overwritten: u64,
     /// Records dropped for being larger than a chunk.
     pub oversize: u64,
+    /// Device records lost before reaching the ring (MSPTI's dropped count, our hand-off queue).
+    pub device_dropped: u64,
     /// Hook errors the shim reported.
     pub hook_errors: u64,
     /// Expression errors the shim reported.
@@ -117,6 +119,7 @@ impl Report {
         self.dropped += o.dropped;
         self.overwritten += o.overwritten;
         self.oversize += o.oversize;
+        self.device_dropped += o.device_dropped;
         self.hook_errors += o.hook_errors;
         self.expr_errors += o.expr_errors;
         self.unclean += o.unclean;
@@ -155,6 +158,7 @@ impl Process {
             dropped: m.counter(Counter::Dropped),
             overwritten: m.counter(Counter::Overwritten),
             oversize: m.counter(Counter::Oversize),
+            device_dropped: m.counter(Counter::DeviceDropped),
             hook_errors: m.counter(Counter::HookErrors),
             expr_errors: m.counter(Counter::ExprErrors),
             unclean: !m.clean as u64,

@@ -170,6 +170,17 @@ impl Ring {
         A: Iterator<Item = Attr<'a>> + Clone,
         R: Iterator<Item = &'a [u8]> + Clone,
     {
+        self.write_as(spec, None)
+    }
+
+    /// [`write`](Self::write), storing `tid` (when given) as the record's thread id instead of the
+    /// calling thread's (device records carry the thread or stream they describe).
+    #[inline(always)]
+    pub fn write_as<'a, A, R>(&self, spec: &Spec<'a, A, R>, tid: Option<u32>) -> bool
+    where
+        A: Iterator<Item = Attr<'a>> + Clone,
+        R: Iterator<Item = &'a [u8]> + Clone,
+    {
         let sized = match spec.encoded_size() {
             Some(s) if s.bytes <= self.max_record() => s,
             _ => {
@@ -185,7 +196,7 @@ impl Ring {
                     return false;
                 }
                 // SAFETY: [pos, pos+size) lies inside the chunk this thread exclusively owns.
-                unsafe { spec.encode_into(s.base.add(s.pos), sized, s.tid) };
+                unsafe { spec.encode_into(s.base.add(s.pos), sized, tid.unwrap_or(s.tid)) };
                 prefetch(s.base.wrapping_add(s.pos + PREFETCH_AHEAD));
                 s.pos += size;
                 s.records += 1;
