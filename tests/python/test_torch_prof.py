@@ -1,0 +1,138 @@
+"""acl_task_time: 3 — the framework-profiler driver (torch_prof.py) against a fake ``torch``
+module that records what the driver asks of it (the real torch.profiler path is exercised on
+the real vLLM server: tests/vllm/test_torch_prof.py)."""
+import json
+import sys
+import threading
+import time
+import types
+
+import pytest
+
+from ms_service_profiler import torch_prof
+from ms_service_profiler.profiler import prof_step
+
+
+class FakeProfile:
+    instances = []
+
+    def __init__(self, **kw):
+        self.kw = kw
+        self.calls = []
+        self.events = []
+        FakeProfile.instances.append(self)
+
+    def start(self):
+        self.calls.append("start")
+
+    def step(self):
+        self.calls.append("step")
+
+    def stop(self):
+        self.calls.append("stop")
+
+    def export_chrome_trace(self, path):
+        self.calls.append("export")
+        with open(path, "w") as f:
+            json.dump({"traceEvents": self.events}, f)
+
+
+def _fake_torch(fail_start=False):
+    torch = types.ModuleType("torch")
+    prof = types.ModuleType("torch.profiler")
+    prof.ProfilerActivity = types.SimpleNamespace(CPU="CPU", CUDA="CUDA")
+
+    class RF:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            self.t0 = time.monotonic_ns()
+
+        def __exit__(self, *a):
+            p = FakeProfile.instances[-1]
+            p.events.append({"ph": "X", "name": self.name, "ts": self.t0 / 1e3, "dur": (time.monotonic_ns() - self.t0) / 1e3})
+
+    def profile(**kw):
+        p = FakeProfile(**kw)
+        if fail_start:
+            def boom():
+                raise RuntimeError("no profiler here")
+            p.start = boom
+        return p
+
+    prof.record_function = RF
+    prof.profile = profile
+    prof.schedule = lambda **kw: ("schedule", kw)
+    torch.profiler = prof
+    torch.cuda = types.SimpleNamespace(is_available=lambda: False)
+    return torch, prof
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path, mock):
+    torch, prof = _fake_torch()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch.profiler", prof)
+    monkeypatch.setitem(sys.modules, "torch_npu", None)       # not Ascend
+    monkeypatch.setattr(torch_prof, "_s", torch_prof._State())
+    monkeypatch.setattr(torch_prof, "settings", lambda: (True, True, False, 2, str(tmp_path)))
+    FakeProfile.instances.clear()
+    yield tmp_path
+
+
+def test_start_step_stop_writes_trace_and_anchors(fake, mock):
+    prof_step()                       # starts
+    prof_step()                       # steps
+    prof_step()
+    p = FakeProfile.instances[-1]
+    assert p.kw["with_stack"] is True and p.kw["with_modules"] is False
+    assert p.kw["activities"] == ["CPU"]
+    assert p.kw["schedule"] == ("schedule", {"wait": 0, "warmup": 0, "active": 2, "repeat": 1})
+    assert p.calls == ["start", "step", "step"]
+    spans = mock.spans("torch_profiler")
+    assert [s["attrs"]["step"] for s in spans] == [0, 1]       # the third is still open
+    mock.set(enabled=False)
+    prof_step()                       # the first step after capture off stops and exports
+    assert p.calls == ["start", "step", "step", "stop", "export"]
+    d = fake / "torch_prof"
+    (sub,) = list(d.iterdir())
+    assert sub.name.endswith("-%d" % __import__("os").getpid())
+    clock = json.loads((sub / "clock_0.json").read_text())
+    assert clock["trace"] == "trace_0.json" and clock["profiler"] == "torch"
+    names = [a["name"] for a in clock["anchors"]]
+    assert names == ["ms_service_profiler::clock_anchor#0", "ms_service_profiler::clock_anchor#1"]
+    for a in clock["anchors"]:
+        assert a["mono_before"] <= a["mono_after"] and a["real_before"] <= a["real_after"]
+    trace = json.loads((sub / "trace_0.json").read_text())
+    assert [e["name"] for e in trace["traceEvents"]] == ["ms_service_profiler::warmup"] + names
+    assert len(mock.spans("torch_profiler")) == 2     # the open one ends after capture off: dropped
+    prof_step()                       # capture off: nothing new
+    assert len(FakeProfile.instances) == 1
+
+
+def test_other_threads_neither_step_nor_stop(fake, mock):
+    prof_step()
+    p = FakeProfile.instances[-1]
+    mock.set(enabled=False)
+    t = threading.Thread(target=prof_step)
+    t.start()
+    t.join()
+    torch_prof.on_stop()              # on the owner thread: stops now
+    assert p.calls == ["start", "stop", "export"]
+
+
+def test_mode_off_does_nothing(fake, mock, monkeypatch):
+    monkeypatch.setattr(torch_prof, "settings", lambda: (False, False, False, 0, "/nonexistent"))
+    prof_step()
+    assert FakeProfile.instances == []
+
+
+def test_failure_warns_once_and_turns_off(fake, mock, monkeypatch, caplog):
+    torch, prof = _fake_torch(fail_start=True)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch.profiler", prof)
+    prof_step()
+    prof_step()
+    assert len(FakeProfile.instances) == 1
+    assert sum("torch profiler step failed" in r.message for r in caplog.records) == 1
