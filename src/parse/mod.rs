@@ -5,6 +5,7 @@
 pub mod build;
 pub mod collect;
 pub mod export;
+pub mod import;
 pub mod model;
 pub mod output;
 pub mod time;
@@ -303,6 +304,10 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let m = Model::build(infos, roles, threads, partial);
     summary.requests = m.requests.len();
     summary.device = m.device.summary_line();
+    // Timelines of other profilers (torch profiler, msprof): more trace fragments and slices.
+    let imported = import::run(&opts.input, &opts.output, &procs, &m, want(Format::Json), db.as_ref().map(|d| d.sender()));
+    fragments.extend(imported.fragments);
+    summary.imports = imported.notes;
     let out = &opts.output;
     // The exporters read the immutable model; run them side by side.
     type Res = Vec<(String, Result<bool, Error>)>;
