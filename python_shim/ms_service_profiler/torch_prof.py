@@ -8,9 +8,12 @@ elsewhere), driven from the framework step counter (``prof_step``, called once p
   ``torch_prof_step_num`` (N > 0: ``schedule(wait=0, warmup=0, active=N, repeat=1)``; 0: every
   step until capture stops). Each later step calls ``profiler.step()``; each step is wrapped in a
   span ``torch_profiler`` (domain ``Execute``, attribute ``step``).
-* The profiler is stopped, and its trace written, on the first step (or generation change seen
-  on the same thread) after capture is turned off, or at process exit: torch's profiler can only
-  be stopped on the thread that started it.
+* The profiler is stopped, and its trace written, on its own thread (torch's profiler can only
+  be stopped on the thread that started it) at the first of: the next step after capture is
+  turned off; the next module forward after capture is turned off (a global
+  ``nn.Module`` forward pre-hook, installed only while the profiler runs: the service hooks
+  themselves are bypassed while capture is off, so an idle worker would otherwise never notice);
+  the stop callback, when it runs on that thread; process exit.
 * Output: ``<run_dir>/torch_prof/<host>-<pid>/trace_<n>.json`` (torch's chrome trace; under
   torch_npu, an ``*_ascend_pt`` directory from ``tensorboard_trace_handler`` in the same folder)
   and ``clock_<n>.json``, the clock anchors the parser aligns the trace with: right after start
@@ -53,6 +56,7 @@ class _State:
         self.exported = False
         self.failed = False
         self.npu = False
+        self.hook = None         # global forward pre-hook handle
 
 
 _s = _State()
@@ -150,14 +154,30 @@ def _start(stack, modules, steps, run_dir):
     _anchor(torch)
     _s.prof = prof
     _s.owner = threading.get_ident()
+    try:
+        _s.hook = torch.nn.modules.module.register_module_forward_pre_hook(_forward_check)
+    except Exception as exc:   # older torch: the step / stop callback / exit paths remain
+        logger.warning("ms_service_profiler: no global forward pre-hook (%s); the torch trace is written at the next step or at exit", exc)
     from . import _control
     if on_stop not in _control.stop_callbacks:
         _control.stop_callbacks.append(on_stop)
     logger.info("ms_service_profiler: %s profiler started, trace under %s", "torch_npu" if npu else "torch", _s.dir)
 
 
+def _forward_check(_module, _args):
+    if _s.prof is not None and not native.state.value & 1 and threading.get_ident() == _s.owner:
+        on_stop()
+    return None
+
+
 def _stop():
     prof, _s.prof = _s.prof, None
+    if _s.hook is not None:
+        try:
+            _s.hook.remove()
+        except Exception:
+            pass
+        _s.hook = None
     if _s.span is not None:
         _s.span.span_end()
         _s.span = None

@@ -66,7 +66,21 @@ def _fake_torch(fail_start=False):
     prof.schedule = lambda **kw: ("schedule", kw)
     torch.profiler = prof
     torch.cuda = types.SimpleNamespace(is_available=lambda: False)
+
+    class Handle:
+        def __init__(self, fn):
+            self.fn = fn
+            HOOKS.append(fn)
+
+        def remove(self):
+            HOOKS.remove(self.fn)
+
+    module = types.SimpleNamespace(register_module_forward_pre_hook=Handle)
+    torch.nn = types.SimpleNamespace(modules=types.SimpleNamespace(module=module))
     return torch, prof
+
+
+HOOKS = []        # global forward pre-hooks registered with the fake torch
 
 
 @pytest.fixture
@@ -120,6 +134,20 @@ def test_other_threads_neither_step_nor_stop(fake, mock):
     t.join()
     torch_prof.on_stop()              # on the owner thread: stops now
     assert p.calls == ["start", "stop", "export"]
+
+
+def test_forward_after_capture_off_stops_an_idle_worker(fake, mock):
+    HOOKS.clear()
+    prof_step()
+    p = FakeProfile.instances[-1]
+    assert len(HOOKS) == 1
+    HOOKS[0](object(), ())            # a forward while capture is on: nothing
+    assert p.calls == ["start"]
+    mock.set(enabled=False)           # service hooks are bypassed now; no step comes
+    HOOKS[0](object(), ())            # the next module forward on the worker thread stops it
+    assert p.calls == ["start", "stop", "export"]
+    assert HOOKS == []
+    assert (fake / "torch_prof").exists()
 
 
 def test_mode_off_does_nothing(fake, mock, monkeypatch):
