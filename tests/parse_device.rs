@@ -86,7 +86,15 @@ fn emit() {
         "hcom_allReduce_",
         4300,
         4800,
-        &[A::I("deviceId", 0), A::I("streamId", 3), A::I("correlationId", 4), A::S("dataType", "FP16"), A::I("count", 1024), A::S("commName", "hccl_world"), A::S("algType", "RING")],
+        &[
+            A::I("deviceId", 0),
+            A::I("streamId", 3),
+            A::I("correlationId", 4),
+            A::S("dataType", "FP16"),
+            A::I("count", 1024),
+            A::S("commName", "hccl_world"),
+            A::S("algType", "RING"),
+        ],
     );
     e.kernel("Cast", 5000, 5100, 1, 0, 99);
     // Outside every forward.
@@ -128,13 +136,19 @@ fn device() {
     let cols = columns(&b, &["name", "device_kernels", "kernel_time(ms)", "communication_time(ms)", "device_busy_time(ms)"]);
     assert_eq!(
         cols,
-        vec![vec!["batchFrameworkProcessing", "", "", "", ""], vec!["modelExec", "3", "0.700", "0.000", "0.600"], vec!["modelExec", "1", "0.100", "0.500", "0.600"]]
+        vec![
+            vec!["batchFrameworkProcessing", "", "", "", ""],
+            vec!["modelExec", "3", "0.700", "0.000", "0.600"],
+            vec!["modelExec", "1", "0.100", "0.500", "0.600"]
+        ]
     );
 
     // chrome_tracing.json: per-device tracks, API→kernel flows, counters.
     let tr: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(out.join("chrome_tracing.json")).unwrap()).unwrap();
     let thread = |name: &str| -> u64 {
-        tr.iter().find(|e| e["ph"] == "M" && e["name"] == "thread_name" && e["args"]["name"] == name).unwrap_or_else(|| panic!("no track {name}"))["tid"].as_u64().unwrap()
+        tr.iter().find(|e| e["ph"] == "M" && e["name"] == "thread_name" && e["args"]["name"] == name).unwrap_or_else(|| panic!("no track {name}"))["tid"]
+            .as_u64()
+            .unwrap()
     };
     let (k0, k1, c0, m0) = (thread("Kernel(device 0)"), thread("Kernel(device 1)"), thread("Communication(device 0)"), thread("Mstx(device 0)"));
     let on = |tid: u64| -> Vec<&str> { tr.iter().filter(|e| e["ph"] == "X" && e["tid"] == tid).map(|e| e["name"].as_str().unwrap()).collect() };

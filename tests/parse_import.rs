@@ -59,7 +59,11 @@ fn emit(prof: &std::path::Path) {
         e1
     ]});
     std::fs::write(dir.join("trace_0.json"), trace.to_string()).unwrap();
-    std::fs::write(dir.join("clock_0.json"), json!({"pid": pid, "hostname": hostname(), "trace": "trace_0.json", "profiler": "torch", "anchors": [a0, a1]}).to_string()).unwrap();
+    std::fs::write(
+        dir.join("clock_0.json"),
+        json!({"pid": pid, "hostname": hostname(), "trace": "trace_0.json", "profiler": "torch", "anchors": [a0, a1]}).to_string(),
+    )
+    .unwrap();
     // msprof: epoch µs; one event at the wall time of 2000 µs; its pid collides with ours.
     let real = (real_now() as i64 + (t(2000) as i64 - mono_now() as i64)) as u64;
     let out = prof.join("PROF_000001_20261128").join("mindstudio_profiler_output");
@@ -105,7 +109,10 @@ fn import() {
     assert_eq!(mm["pid"], exec["pid"]);
     assert_eq!(mm["dur"], 300.0);
     let tname = |e: &Value| -> String {
-        tr.iter().find(|m| m["ph"] == "M" && m["name"] == "thread_name" && m["pid"] == e["pid"] && m["tid"] == e["tid"]).unwrap()["args"]["name"].as_str().unwrap().to_string()
+        tr.iter().find(|m| m["ph"] == "M" && m["name"] == "thread_name" && m["pid"] == e["pid"] && m["tid"] == e["tid"]).unwrap()["args"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let wpid = exec["pid"].as_u64().unwrap();
     assert_eq!(tname(mm), format!("Torch({wpid})"));

@@ -28,7 +28,8 @@ fn set_times(c: &Connection, table: &str, rows: &[Option<DevTime>]) -> rusqlite:
     for (n, ty) in SQL_COLUMNS.iter().zip(["INTEGER", "REAL", "REAL", "REAL"]) {
         c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {n} {ty}"))?;
     }
-    let mut up = c.prepare(&format!("UPDATE {table} SET {}=?1, {}=?2, {}=?3, {}=?4 WHERE rowid = ?5", SQL_COLUMNS[0], SQL_COLUMNS[1], SQL_COLUMNS[2], SQL_COLUMNS[3]))?;
+    let mut up =
+        c.prepare(&format!("UPDATE {table} SET {}=?1, {}=?2, {}=?3, {}=?4 WHERE rowid = ?5", SQL_COLUMNS[0], SQL_COLUMNS[1], SQL_COLUMNS[2], SQL_COLUMNS[3]))?;
     for (i, t) in rows.iter().enumerate() {
         if let Some(t) = t {
             up.execute(params![t.kernels as i64, t.kernel_ns as f64 / 1e6, t.comm_ns as f64 / 1e6, t.busy_ns as f64 / 1e6, i as i64 + 1])?;

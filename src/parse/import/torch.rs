@@ -88,12 +88,8 @@ fn trace_file(clock: &Path, doc: &J) -> Option<PathBuf> {
         return Some(named);
     }
     // torch_npu: <dir>/*_ascend_pt/ASCEND_PROFILER_OUTPUT/trace_view.json (newest).
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join("ASCEND_PROFILER_OUTPUT").join("trace_view.json"))
-        .filter(|p| p.is_file())
-        .collect();
+    let mut found: Vec<PathBuf> =
+        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path().join("ASCEND_PROFILER_OUTPUT").join("trace_view.json")).filter(|p| p.is_file()).collect();
     found.sort();
     found.pop()
 }
@@ -110,7 +106,9 @@ pub fn import(clock: &Path, procs: &[Process], m: &Model, n: usize, sink: &mut S
         .or_else(|| (0..procs.len()).find(|&i| procs[i].meta.pid == pid));
     let anchors = doc["anchors"].as_array().cloned().unwrap_or_default();
     let (pairs, err) = anchor_pairs(&anchors, &events);
-    let first_real = anchors.first().and_then(|a| Some((a["real_before"].as_f64()? + a["real_after"].as_f64()?) / 2.0 - (a["mono_before"].as_f64()? + a["mono_after"].as_f64()?) / 2.0));
+    let first_real = anchors
+        .first()
+        .and_then(|a| Some((a["real_before"].as_f64()? + a["real_after"].as_f64()?) / 2.0 - (a["mono_before"].as_f64()? + a["mono_after"].as_f64()?) / 2.0));
     let map = ClockMap::fit(&pairs);
     let base = top["baseTimeNanoseconds"].as_f64();
     // torch µs → epoch ns.
@@ -134,7 +132,7 @@ pub fn import(clock: &Path, procs: &[Process], m: &Model, n: usize, sink: &mut S
         if ph == "M" {
             continue;
         }
-        let Some(ts) = e["ts"].as_f64().and_then(|t| wall(t)) else { continue };
+        let Some(ts) = e["ts"].as_f64().and_then(&wall) else { continue };
         let key = (tid_key(&e["pid"]), tid_key(&e["tid"]));
         let next = tracks.len() as u32 + 1;
         let tid = *tracks.entry(key.clone()).or_insert_with(|| {

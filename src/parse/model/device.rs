@@ -288,11 +288,11 @@ impl DeviceModel {
     /// maps a process index to its trace pid.
     pub fn build(p: DevicePartial, forwards: &[(usize, i64, i64)], batches: &[Option<(usize, i64, i64)>], trace_pid: impl Fn(usize) -> u64) -> DeviceModel {
         let mut acts = p.acts;
-        acts.sort_by(|a, b| (a.proc, a.start, a.end, a.device, a.stream).cmp(&(b.proc, b.start, b.end, b.device, b.stream)));
+        acts.sort_by_key(|a| (a.proc, a.start, a.end, a.device, a.stream));
         let mut apis = p.apis;
-        apis.sort_by(|a, b| (a.proc, a.start, a.tid).cmp(&(b.proc, b.start, b.tid)));
+        apis.sort_by_key(|a| (a.proc, a.start, a.tid));
         let mut usage = p.usage;
-        usage.sort_by(|a, b| (a.ts, a.proc).cmp(&(b.ts, b.proc)));
+        usage.sort_by_key(|a| (a.ts, a.proc));
         let mut by_corr: HashMap<(usize, i64), usize> = HashMap::new();
         for (i, a) in apis.iter().enumerate() {
             if let Some(c) = a.corr {
