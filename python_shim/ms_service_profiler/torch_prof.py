@@ -33,6 +33,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 
 from ._native import native
 
@@ -146,7 +147,9 @@ def _start(stack, modules, steps, run_dir):
     else:
         kw["on_trace_ready"] = _export
     if steps > 0:
-        kw["schedule"] = prof_mod.schedule(wait=0, warmup=0, active=steps, repeat=1)
+        with warnings.catch_warnings():     # "won't be using warmup": recording starts at once
+            warnings.simplefilter("ignore")
+            kw["schedule"] = prof_mod.schedule(wait=0, warmup=0, active=steps, repeat=1)
     prof = prof_mod.profile(**kw)
     prof.start()
     with torch.profiler.record_function("ms_service_profiler::warmup"):
@@ -189,7 +192,7 @@ def _stop():
         prof.stop()
         if not _s.exported:
             _export(prof)
-        elif not os.path.exists(os.path.join(_s.dir, "clock_%d.json" % _s.session)):
+        else:           # the schedule already wrote the trace: add the stop anchor to the list
             _write_anchors()
         logger.info("ms_service_profiler: torch profiler stopped, trace in %s", _s.dir)
     finally:

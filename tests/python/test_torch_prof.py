@@ -164,3 +164,29 @@ def test_failure_warns_once_and_turns_off(fake, mock, monkeypatch, caplog):
     prof_step()
     assert len(FakeProfile.instances) == 1
     assert sum("torch profiler step failed" in r.message for r in caplog.records) == 1
+
+
+def test_real_torch_schedule_and_anchors(monkeypatch, tmp_path, mock):
+    """With the real torch.profiler (skipped where torch is not installed): a 2-step schedule,
+    the anchors recorded in the trace, each inside its capture-clock window once aligned."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch_prof, "_s", torch_prof._State())
+    monkeypatch.setattr(torch_prof, "settings", lambda: (True, False, False, 2, str(tmp_path)))
+    x = torch.randn(64, 64)
+    for _ in range(4):
+        x = torch.tanh(x @ x)
+        prof_step()
+    mock.set(enabled=False)
+    y = torch.nn.Linear(4, 4)(torch.randn(2, 4))    # a module forward after capture off stops it
+    assert torch_prof._s.prof is None and y is not None
+    (sub,) = list((tmp_path / "torch_prof").iterdir())
+    clock = json.loads((sub / "clock_0.json").read_text())
+    events = json.loads((sub / "trace_0.json").read_text())["traceEvents"]
+    by_name = {e["name"]: e for e in events if e.get("ph") == "X"}
+    a0 = clock["anchors"][0]
+    assert a0["name"] in by_name                       # recorded (the schedule starts recording)
+    assert any(n.startswith("aten::mm") for n in by_name)
+    # The stop anchor falls after the 2 active steps: not in the trace, so one pair aligns it.
+    assert clock["anchors"][1]["name"] not in by_name
+    e = by_name[a0["name"]]
+    assert e["dur"] * 1e3 <= a0["mono_after"] - a0["mono_before"]

@@ -158,11 +158,11 @@ pub fn counter_of(npu: bool, name: &str, device: Option<i64>) -> (String, &'stat
 }
 
 /// Fold one event if it is device data: keep it and draw it (kernels on their device's track,
-/// usage samples as counters). Returns whether it was device data (the host model skips it).
+/// usage samples as counters; a device-domain event is an activity of zero length). Returns whether it was device data (the host model skips it).
 /// The event's `tid` is replaced by the device id for device-track domains.
 pub fn fold(part: &mut DevicePartial, trace: Option<&mut TraceOut>, ev: &mut Event<'_>, proc: usize) -> std::io::Result<bool> {
     match (ev.kind, ev.domain) {
-        (Kind::Span, d) if is_device_domain(d) => {
+        (Kind::Span | Kind::Event, d) if is_device_domain(d) => {
             let device = int(ev, "deviceId").unwrap_or(-1);
             ev.tid = device as u32;
             let kind = match d {
