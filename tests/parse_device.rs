@@ -200,3 +200,60 @@ fn device() {
     assert_eq!(n("SELECT COUNT(*) FROM batch WHERE device_kernels IS NULL"), 1);
     assert_eq!(n("SELECT SUM(device_kernels) FROM batch WHERE name = 'modelExec'"), 4);
 }
+
+/// Throughput of the device path (not a pass/fail test; docs/PERFORMANCE.md quotes it):
+/// `cargo test --test parse_device -- --ignored --nocapture device_throughput` (the test profile is optimised).
+#[test]
+#[ignore]
+fn device_throughput() {
+    const FORWARDS: u64 = 5_000;
+    const PER: u64 = 50;
+    if std::env::var(CHILD).is_ok() {
+        let base: u64 = std::env::var(BASE).unwrap().parse().unwrap();
+        ffi::msp_init();
+        let e = E { base };
+        let j = json!({"rid": [{"rid": "r", "iter": 1, "type": 1, "num_scheduled_tokens": 1}], "type": 2});
+        for f in 0..FORWARDS {
+            let t0 = f * 1000;
+            e.json_span("Execute", "modelExec", t0, t0 + 900, j.clone());
+            e.json_span("Execute", "forward", t0 + 10, t0 + 890, json!({"rid": ["r"], "type": 2}));
+            for k in 0..PER {
+                let corr = (f * PER + k) as i64;
+                e.api("aclnnMatmul", t0 + 20 + k * 10, corr);
+                e.kernel("MatMulV2", t0 + 30 + k * 10, t0 + 38 + k * 10, (k % 2) as i64, (k % 4) as i64, corr);
+            }
+        }
+        ffi::msp_shutdown();
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let prof = tmp.path().join("prof");
+    let cfg = tmp.path().join("ms_service_profiler_config.json");
+    std::fs::write(&cfg, json!({"enable": 1, "prof_dir": prof.to_str().unwrap(), "ring_size_mb": 256, "ring_total_mb": 1024}).to_string()).unwrap();
+    let st = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "device_throughput", "--include-ignored", "--test-threads=1"])
+        .env(CHILD, "worker")
+        .env(BASE, mono_now().to_string())
+        .env("SERVICE_PROF_CONFIG_PATH", &cfg)
+        .env("PROF_LOG_LEVEL", "ERROR")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    use ms_service_profiler::parse::Format;
+    for (what, formats) in [("csv", vec![Format::Csv]), ("json", vec![Format::Json]), ("db", vec![Format::Db]), ("db csv json perfetto", vec![Format::Db, Format::Csv, Format::Json, Format::Perfetto])] {
+        let out = tmp.path().join(what.replace(' ', "_"));
+        let mut o = options(&prof, &out);
+        o.jobs = 0;
+        o.formats = formats;
+        let s = ms_service_profiler::parse::run(&o).unwrap();
+        assert_eq!(s.report.dropped, 0);
+        let secs = s.elapsed.as_secs_f64();
+        println!(
+            "device_throughput: {} records ({} kernels, {} API calls), --format {what}: {secs:.2} s = {:.0} records/s",
+            s.records,
+            FORWARDS * PER,
+            FORWARDS * PER,
+            s.records as f64 / secs
+        );
+    }
+}
