@@ -36,7 +36,7 @@ pub fn import(path: &Path, m: &Model, n: usize, sink: &mut Sink) -> Result<Strin
     }
     let mut count = 0u64;
     for mut e in events {
-        if !e.is_object() || (e["ph"] == "M" && e["name"] == "process_sort_index") {
+        if e["ph"].as_str().is_none() || (e["ph"] == "M" && e["name"] == "process_sort_index") {
             continue;
         }
         if e.get("pid").is_some() {
@@ -49,6 +49,9 @@ pub fn import(path: &Path, m: &Model, n: usize, sink: &mut Sink) -> Result<Strin
         }
         sink.event(&e, None).map_err(|x| x.to_string())?;
         count += 1;
+    }
+    if count == 0 {
+        return Err("no trace events".into());
     }
     Ok(format!("imported msprof timeline {} ({count} events)", path.display()))
 }

@@ -132,9 +132,13 @@ pub fn is_device_domain(domain: &str) -> bool {
     matches!(domain, "Kernel" | "Communication" | "Mstx")
 }
 
-/// The name of a device track: `<domain>(device <id>)` (`None` for other domains).
+/// The name of a device track: `<domain>(device <id>)`, or `<domain>(host)` for records without
+/// a `deviceId` (host-side markers); `None` for other domains.
 pub fn track_name(domain: &str, key: u32) -> Option<String> {
-    is_device_domain(domain).then(|| format!("{domain}(device {})", key as i32))
+    is_device_domain(domain).then(|| match key as i32 {
+        -1 => format!("{domain}(host)"),
+        d => format!("{domain}(device {d})"),
+    })
 }
 
 fn int(ev: &Event<'_>, key: &str) -> Option<i64> {
@@ -412,5 +416,12 @@ mod tests {
     fn counter_names() {
         assert_eq!(counter_of(false, "cpu_percent", None), ("Host CPU Usage".to_string(), "Usage Percent"));
         assert_eq!(counter_of(true, "mem_used_bytes", Some(3)), ("NPU 3 Memory Used".to_string(), "Bytes"));
+    }
+
+    #[test]
+    fn track_names() {
+        assert_eq!(track_name("Kernel", 2).as_deref(), Some("Kernel(device 2)"));
+        assert_eq!(track_name("Mstx", u32::MAX).as_deref(), Some("Mstx(host)"));
+        assert_eq!(track_name("Execute", 2), None);
     }
 }
