@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from ms_service_profiler import torch_prof
+from ms_service_profiler import _control, torch_prof
 from ms_service_profiler.profiler import prof_step
 
 
@@ -91,6 +91,7 @@ def fake(monkeypatch, tmp_path, mock):
     monkeypatch.setitem(sys.modules, "torch_npu", None)       # not Ascend
     monkeypatch.setattr(torch_prof, "_s", torch_prof._State())
     monkeypatch.setattr(torch_prof, "settings", lambda: (True, True, False, 2, str(tmp_path)))
+    monkeypatch.setattr(_control, "stop_callbacks", list(_control.stop_callbacks))
     FakeProfile.instances.clear()
     yield tmp_path
 
@@ -132,6 +133,7 @@ def test_other_threads_neither_step_nor_stop(fake, mock):
     t = threading.Thread(target=prof_step)
     t.start()
     t.join()
+    assert torch_prof.on_stop in _control.stop_callbacks
     torch_prof.on_stop()              # on the owner thread: stops now
     assert p.calls == ["start", "stop", "export"]
 
@@ -172,6 +174,7 @@ def test_real_torch_schedule_and_anchors(monkeypatch, tmp_path, mock):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch_prof, "_s", torch_prof._State())
     monkeypatch.setattr(torch_prof, "settings", lambda: (True, False, False, 2, str(tmp_path)))
+    monkeypatch.setattr(_control, "stop_callbacks", list(_control.stop_callbacks))
     x = torch.randn(64, 64)
     for _ in range(4):
         x = torch.tanh(x @ x)
