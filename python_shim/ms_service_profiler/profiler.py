@@ -10,7 +10,7 @@ import math
 import threading
 from time import monotonic_ns as _now
 
-from . import _control
+from . import _control, torch_prof
 from ._native import native, HOOK_ERROR
 
 __all__ = ["Profiler", "Level", "MarkType", "prof_step"]
@@ -251,6 +251,7 @@ def prof_step(stop_check=False):
                 n = _py_step[0] + 1
             _py_step[0] = n
             native.set_step(n)
+        torch_prof.on_step()   # acl_task_time: 3 (framework profiler)
         return n
     except Exception:
         return 0

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::parse::export::trace::ThreadInfo;
 use crate::parse::model::batch::{self, BatchRow};
+use crate::parse::model::device::DeviceModel;
 use crate::parse::model::forward::{self, FwdRow};
 use crate::parse::model::kv::KvRow;
 use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
@@ -56,6 +57,8 @@ pub struct Model {
     pub flows: Vec<(String, Vec<FlowPt>)>,
     /// Span names and counts.
     pub span_names: HashMap<String, u64>,
+    /// Device data joined and attributed (see [`crate::parse::model::device`]).
+    pub device: DeviceModel,
 }
 
 impl Model {
@@ -96,6 +99,10 @@ impl Model {
             v.sort_by(|a, b| (a.ts, a.pid, a.tid).cmp(&(b.ts, b.pid, b.tid)));
         }
         flows.sort_by(|a, b| (a.1[0].ts, &a.0).cmp(&(b.1[0].ts, &b.0)));
-        Model { procs, roles, threads, map, requests, batches, sched_name, kv, forwards, spans, queue, flows, span_names: p.span_names }
+        let fw: Vec<(usize, i64, i64)> = forwards.iter().map(|f| (f.proc, f.start, f.end)).collect();
+        let bt: Vec<Option<(usize, i64, i64)>> =
+            batches.iter().map(|b| batch::EXEC_NAMES.contains(&b.name.as_str()).then_some((b.proc, b.start, b.end))).collect();
+        let device = DeviceModel::build(p.device, &fw, &bt, |i| procs[i].trace_pid);
+        Model { procs, roles, threads, map, requests, batches, sched_name, kv, forwards, spans, queue, flows, span_names: p.span_names, device }
     }
 }

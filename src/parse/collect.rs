@@ -71,6 +71,15 @@ impl<'a> Collector<'a> {
 
     /// Fold one normalised event.
     pub fn event(&mut self, mut owned: Event<'_>) {
+        // Device data (kernels, API calls, usage samples) stays out of the host model.
+        match crate::parse::model::device::fold(&mut self.part.device, self.trace.as_mut(), &mut owned, self.info.index) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                self.io_error.get_or_insert(e.to_string());
+                return;
+            }
+        }
         let ev = &owned;
         let proc = self.info.index;
         match ev.domain {

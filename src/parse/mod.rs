@@ -5,6 +5,7 @@
 pub mod build;
 pub mod collect;
 pub mod export;
+pub mod import;
 pub mod model;
 pub mod output;
 pub mod time;
@@ -118,6 +119,10 @@ pub struct Summary {
     pub outputs: Vec<String>,
     /// Wall time.
     pub elapsed: Duration,
+    /// Device data totals (kernels, API calls, usage samples, MSPTI drops), when any.
+    pub device: Option<String>,
+    /// Imported timelines (torch profiler, msprof) and their problems.
+    pub imports: Vec<String>,
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -299,6 +304,11 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     summary.hosts = infos.iter().map(|p| p.hostname.as_str()).collect::<HashSet<_>>().len();
     let m = Model::build(infos, roles, threads, partial);
     summary.requests = m.requests.len();
+    summary.device = m.device.summary_line();
+    // Timelines of other profilers (torch profiler, msprof): more trace fragments and slices.
+    let imported = import::run(&opts.input, &opts.output, &procs, &m, want(Format::Json), db.as_ref().map(|d| d.sender()));
+    fragments.extend(imported.fragments);
+    summary.imports = imported.notes;
     let out = &opts.output;
     // The exporters read the immutable model; run them side by side.
     type Res = Vec<(String, Result<bool, Error>)>;
@@ -380,6 +390,9 @@ pub fn summary_text(s: &Summary, out: &Path) -> String {
     }
     for u in &s.unreadable {
         t += &format!("skipped unreadable: {u}\n");
+    }
+    for line in s.device.iter().chain(&s.imports) {
+        t += &format!("{line}\n");
     }
     t += &format!("wrote to {}: {}\n", out.display(), s.outputs.join(", "));
     t

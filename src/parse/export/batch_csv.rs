@@ -13,6 +13,8 @@ pub struct Layout {
     pub kv: bool,
     /// Spec-decode columns (`specDecoding` rows exist).
     pub spec: bool,
+    /// Device-time columns (the capture holds device activity).
+    pub device: bool,
 }
 
 /// Decide the optional columns.
@@ -23,6 +25,7 @@ pub fn layout(m: &Model) -> Layout {
             .iter()
             .any(|b| b.kv.is_some_and(|k| k.total != 0.0 || k.used != 0.0 || k.free != 0.0 || k.allocated != 0.0 || k.freed != 0.0 || k.rate != 0.0)),
         spec: m.batches.iter().any(|b| b.name == "specDecoding"),
+        device: m.device.has_activity(),
     }
 }
 
@@ -37,6 +40,9 @@ pub fn header(l: &Layout) -> Vec<&'static str> {
         h.extend(["accepted_ratio", "accepted_ratio_per_pos"]);
     }
     h.extend(["start_time(ms)", "end_time(ms)"]);
+    if l.device {
+        h.extend(super::device_cols::COLUMNS);
+    }
     h
 }
 
@@ -79,8 +85,12 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     }
     let l = layout(m);
     let mut c = Csv::create(&dir.join("batch.csv"), &header(&l))?;
-    for b in &m.batches {
-        c.row(&cells(m, b, &l))?;
+    for (i, b) in m.batches.iter().enumerate() {
+        let mut r = cells(m, b, &l);
+        if l.device {
+            r.extend(super::device_cols::cells(m.device.batch[i]));
+        }
+        c.row(&r)?;
     }
     c.finish()?;
     Ok(true)

@@ -64,7 +64,7 @@ pub fn write(m: &Model, dir: &Path, fragments: &[PathBuf]) -> std::io::Result<()
         }
         let _ = std::fs::remove_file(f);
     }
-    for (rid, pts) in &m.flows {
+    for (rid, pts) in m.flows.iter().chain(&m.device.flows) {
         if pts.len() < 2 {
             continue;
         }

@@ -105,6 +105,7 @@ impl Db {
         conn.execute_batch("BEGIN")?;
         timeline(&conn, m, &mut tracks)?;
         analysis(&conn, m)?;
+        super::device_db::write(&conn, m)?;
         conn.execute_batch("COMMIT")?;
         drop(conn);
         use std::os::unix::fs::PermissionsExt;
@@ -129,7 +130,7 @@ fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<
     }
     {
         let mut f = c.prepare("INSERT INTO flow(flow_id, name, cat, track_id, timestamp, type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
-        for (rid, pts) in &m.flows {
+        for (rid, pts) in m.flows.iter().chain(&m.device.flows) {
             if pts.len() < 2 {
                 continue;
             }

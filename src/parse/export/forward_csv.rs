@@ -51,9 +51,20 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     if m.forwards.is_empty() || m.batches.is_empty() {
         return Ok(false);
     }
-    let mut c = Csv::create(&dir.join("forward.csv"), &COLUMNS)?;
-    for f in &m.forwards {
-        c.row(&cells(m, f))?;
+    let dev = m.device.has_activity();
+    let mut header = COLUMNS.to_vec();
+    if dev {
+        header.extend(super::device_cols::COLUMNS);
+    }
+    let mut c = Csv::create(&dir.join("forward.csv"), &header)?;
+    for (i, f) in m.forwards.iter().enumerate() {
+        if dev {
+            let mut r = cells(m, f).to_vec();
+            r.extend(super::device_cols::cells(m.device.forward[i]));
+            c.row(&r)?;
+        } else {
+            c.row(&cells(m, f))?;
+        }
     }
     c.finish()?;
     Ok(true)

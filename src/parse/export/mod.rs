@@ -4,6 +4,8 @@ pub mod batch_csv;
 pub mod chrome;
 pub mod csv;
 pub mod db;
+pub mod device_cols;
+pub mod device_db;
 pub mod forward_csv;
 pub mod kvcache_csv;
 pub mod perfetto;

@@ -138,7 +138,11 @@ impl TraceOut {
         let t = trace_tid(domain, os);
         if !self.threads.contains_key(&t) {
             self.threads.insert(t, self.list.len());
-            let name = if os == 0 && per_process_track(domain) { domain.to_string() } else { format!("{domain}({os})") };
+            let name = if os == 0 && per_process_track(domain) {
+                domain.to_string()
+            } else {
+                crate::parse::model::device::track_name(domain, os).unwrap_or_else(|| format!("{domain}({os})"))
+            };
             self.list.push(ThreadInfo { tid: t, name, domain: domain.to_string() });
         }
         t

@@ -3,6 +3,7 @@
 
 pub mod attrs;
 pub mod batch;
+pub mod device;
 pub mod event;
 pub mod forward;
 pub mod kv;

@@ -69,6 +69,8 @@ pub struct Partial {
     pub flows: FxHashMap<String, Vec<FlowPt>>,
     /// Span names seen, with counts (all processes).
     pub span_names: HashMap<String, u64>,
+    /// Device data (kernels, API calls, usage; see [`super::device`]).
+    pub device: super::device::DevicePartial,
 }
 
 impl Partial {
@@ -95,5 +97,6 @@ impl Partial {
         for (k, v) in o.span_names {
             *self.span_names.entry(k).or_default() += v;
         }
+        self.device.merge(o.device);
     }
 }
