@@ -34,7 +34,8 @@ fn stub(root: &Path, name: &str, defines: &[&str]) -> PathBuf {
 }
 
 /// Child mode: start capture from the config, wait for `MSP_DEVICE_CHILD` to appear in the stub
-/// log, record one host span, linger, shut down.
+/// log, record one host span (and, with `MSP_FORWARD_AROUND_EMIT`, a modelExec and a forward around
+/// the stand-in's records), linger, shut down.
 #[test]
 fn device_child() {
     let Ok(wait) = std::env::var("MSP_DEVICE_CHILD") else { return };
@@ -73,6 +74,16 @@ fn device_child() {
     }
     let d = ffi::msp_intern(b"Execute".as_ptr() as _, 7);
     let n = ffi::msp_intern(b"forward".as_ptr() as _, 7);
+    if let Some(len) = std::env::var("MSP_FORWARD_AROUND_EMIT").ok().and_then(|v| v.parse::<u64>().ok()) {
+        // A batch (modelExec) and its forward pass enclosing what the stand-in emitted: from just
+        // before its base to base + len, with the attributes vLLM's hooks give them.
+        let base: u64 = std::fs::read_to_string(&log).unwrap().lines().find_map(|l| l.strip_prefix("emit base=")?.parse().ok()).unwrap();
+        let exec = ffi::msp_intern(b"modelExec".as_ptr() as _, 9);
+        let batch = r#"{"rid": [{"rid": "r1", "iter": 0, "type": 0, "num_scheduled_tokens": 4}], "batch_type": "Prefill", "type": 2}"#;
+        assert!(ffi::msp_span_json(d, exec, base - 2000, base + len + 1000, batch.as_ptr() as _, batch.len()));
+        let fwd = r#"{"rid": ["r1"], "type": 2}"#;
+        assert!(ffi::msp_span_json(d, n, base - 1000, base + len, fwd.as_ptr() as _, fwd.len()));
+    }
     let now = ffi::msp_now();
     assert!(ffi::msp_span(d, n, now - 1000, now, std::ptr::null()));
     if std::env::var_os("MSP_RESTART").is_some() {
@@ -457,4 +468,90 @@ fn usage_sampling_is_master_only() {
     let (recs, _) = common::read_all(&c.tmp.path().join("prof").join("0101-0000"));
     assert_eq!(recs.len(), 1, "the non-master wrote its host span only: {recs:?}");
     assert_eq!(recs[0]["domain"], "Execute");
+}
+
+/// Capture through the stand-in MSPTI (records µs apart, `dropped` reported as dropped) with a
+/// batch and forward pass around them, then the real CLI: `msserviceprofiler parse` on the run directory.
+/// Returns the case, the output directory and the CLI's stdout.
+fn capture_and_parse(dropped: &str) -> (Case, PathBuf, String) {
+    let c = Case::new();
+    let lib = stub(&c.cann, "mspti", &[]);
+    // Stand-in records end at base + 9000 µs; the forward spans base − 1 µs .. base + 10 ms.
+    let env = [("LD_PRELOAD", lib.to_str().unwrap()), ("CANN_STUB_SCALE", "1000"), ("CANN_STUB_DROPPED", dropped), ("MSP_FORWARD_AROUND_EMIT", "10000000")];
+    c.run(r#", "acl_task_time": 2"#, "emitted", &env);
+    let prof = c.tmp.path().join("prof");
+    let run_dir = std::fs::read_dir(&prof).unwrap().next().unwrap().unwrap().path();
+    let out = c.tmp.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_msserviceprofiler"))
+        .args(["parse", "--input-path", run_dir.to_str().unwrap(), "--output-path", out.to_str().unwrap(), "--timezone", "UTC", "--jobs", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "parse failed: {}", String::from_utf8_lossy(&o.stderr));
+    (c, out, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn mspti_capture_to_parse_outputs() {
+    let (_c, out, summary) = capture_and_parse("0");
+    // By construction (stand-in, µs apart): APIs corr 100..102 at base + 0/1000/2000 µs; kernels
+    // corr 100..102 of 300 µs each at base + 100/1100/2100 µs on device 3; one communication op
+    // (corr 200, no API call) base + 5000..7000 µs; one marker pair; nothing dropped.
+    assert!(
+        summary.contains("device: 3 kernel(s), 1 communication op(s), 1 marker(s), 3 API call(s) (3 activities joined to their API call), 0 usage sample(s); 0 activity record(s) dropped by MSPTI"),
+        "{summary}"
+    );
+    assert!(summary.contains("losses: 0 dropped, 0 overwritten, 0 oversize"), "{summary}");
+    assert!(!summary.contains("device records lost"), "{summary}");
+
+    // forward.csv: the forward around the emission gets the 3 kernels (0.9 ms), the op (2 ms) and
+    // their union (2.9 ms); the child's later, short forward gets none.
+    let text = std::fs::read_to_string(out.join("forward.csv")).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no column {name} in {head:?}"));
+    let want = ["device_kernels", "kernel_time(ms)", "communication_time(ms)", "device_busy_time(ms)"].map(col);
+    let rows: Vec<Vec<String>> = lines.map(|l| l.split(',').collect::<Vec<_>>()).map(|r| want.iter().map(|&i| r[i].to_string()).collect()).collect();
+    assert_eq!(rows, [["3", "0.900", "2.000", "2.900"], ["0", "0.000", "0.000", "0.000"]]);
+
+    // chrome_tracing.json: the device-3 kernel track, API→kernel flows onto it.
+    let tr: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(out.join("chrome_tracing.json")).unwrap()).unwrap();
+    let track = |name: &str| -> u64 {
+        tr.iter().find(|e| e["ph"] == "M" && e["name"] == "thread_name" && e["args"]["name"] == name).unwrap_or_else(|| panic!("no track {name}"))["tid"]
+            .as_u64()
+            .unwrap()
+    };
+    let k3 = track("Kernel(device 3)");
+    let kernels: Vec<&Value> = tr.iter().filter(|e| e["ph"] == "X" && e["tid"] == k3).collect();
+    assert_eq!(kernels.iter().map(|e| e["name"].as_str().unwrap()).collect::<Vec<_>>(), ["MatMulV2", "Add", "Cast"]);
+    assert!(kernels.iter().all(|e| e["dur"].as_f64() == Some(300.0)), "{kernels:?}");
+    assert_eq!(kernels[1]["ts"].as_f64().unwrap() - kernels[0]["ts"].as_f64().unwrap(), 1000.0);
+    let comm = track("Communication(device 3)");
+    assert_eq!(tr.iter().filter(|e| e["ph"] == "X" && e["tid"] == comm).count(), 1);
+    let flows: Vec<&Value> = tr.iter().filter(|e| e["id"].as_str().is_some_and(|i| i.starts_with("api-kernel:"))).collect();
+    assert_eq!(flows.len(), 6, "3 API→kernel flows of two points: {flows:?}");
+    for (k, corr) in kernels.iter().zip(100..) {
+        let f: Vec<&&Value> = flows.iter().filter(|e| e["id"].as_str().unwrap().ends_with(&format!(":{corr}"))).collect();
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[1]["ph"].as_str(), f[1]["tid"].as_u64(), &f[1]["ts"]), (Some("f"), Some(k3), &k["ts"]));
+        let api = tr.iter().find(|e| e["ph"] == "X" && e["args"]["correlationId"] == corr && e["tid"] != k3).unwrap();
+        assert_eq!((f[0]["ph"].as_str(), &f[0]["tid"], &f[0]["ts"]), (Some("s"), &api["tid"], &api["ts"]));
+    }
+
+    // profiler.db
+    let db = rusqlite::Connection::open(out.join("profiler.db")).unwrap();
+    let n = |q: &str| -> i64 { db.query_row(q, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{q}: {e}")) };
+    assert_eq!(n("SELECT COUNT(*) FROM Kernel"), 3);
+    assert_eq!(n("SELECT COUNT(*) FROM Kernel WHERE api_name IS NOT NULL"), 3);
+    assert_eq!(n("SELECT SUM(\"end\" - start) FROM Kernel"), 900_000);
+    assert_eq!(n("SELECT COUNT(*) FROM Api"), 3);
+    assert_eq!(n("SELECT COUNT(*) FROM Communication"), 1);
+    assert_eq!(n("SELECT SUM(device_kernels) FROM forward"), 3);
+    assert_eq!(n("SELECT device_kernels FROM batch WHERE name = 'modelExec'"), 3);
+}
+
+#[test]
+fn mspti_drops_reach_the_parse_summary() {
+    let (_c, _out, summary) = capture_and_parse("7");
+    assert!(summary.contains("0 usage sample(s); 7 activity record(s) dropped by MSPTI"), "{summary}");
+    assert!(summary.contains("device records lost before the ring (MSPTI buffers full, or hand-off queue full): 7"), "{summary}");
 }

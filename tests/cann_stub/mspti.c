@@ -4,6 +4,8 @@
  * byte offsets of the packed layouts, independently of the project's own header.
  * Build with -DSTUB_OMIT_FLUSH to leave out msptiActivityFlushAll (a library missing a symbol), or
  * -DSTUB_OLD_CANN to leave out the optional clock functions (records then use CLOCK_REALTIME).
+ * At run time, $CANN_STUB_SCALE multiplies every time offset of the deterministic buffer (default 1:
+ * ns apart; 1000: µs apart) and $CANN_STUB_DROPPED sets the dropped count reported (default 7).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -130,13 +132,15 @@ __attribute__((unused)) static void *emit(void *arg) {
     g_request(&buf, &size, &max_records);
     if (!buf || size < 4096) return NULL;
     uint64_t base = now_ns();
+    const char *sc = getenv("CANN_STUB_SCALE"), *dr = getenv("CANN_STUB_DROPPED");
+    const uint64_t x = sc ? strtoull(sc, NULL, 10) : 1;
     uint32_t pid = (uint32_t)getpid();
     size_t o = 0;
     for (uint32_t i = 0; i < 3; i++) { /* Api: start 4, end 12, pt 20/24, correlationId 28, name 36 */
         memset(buf + o, 0, 48);
         put32(buf, o, 3);
-        put64(buf, o + 4, base + i * 1000);
-        put64(buf, o + 12, base + i * 1000 + 400);
+        put64(buf, o + 4, base + i * 1000 * x);
+        put64(buf, o + 12, base + (i * 1000 + 400) * x);
         put32(buf, o + 20, pid);
         put32(buf, o + 24, 4242 + i);
         put64(buf, o + 28, 100 + i);
@@ -147,8 +151,8 @@ __attribute__((unused)) static void *emit(void *arg) {
         memset(buf + o, 0, 56);
         put32(buf, o, 2);
         if (i < 3) { /* the fourth has no timestamps (start = end = 0) */
-            put64(buf, o + 4, base + i * 1000 + 100);
-            put64(buf, o + 12, base + i * 1000 + 400);
+            put64(buf, o + 4, base + (i * 1000 + 100) * x);
+            put64(buf, o + 12, base + (i * 1000 + 400) * x);
         }
         put32(buf, o + 20, 3);
         put32(buf, o + 24, 7);
@@ -164,8 +168,8 @@ __attribute__((unused)) static void *emit(void *arg) {
     put64(buf, o + 8, 4096);
     put32(buf, o + 16, 3);
     put32(buf, o + 20, 9);
-    put64(buf, o + 24, base + 5000);
-    put64(buf, o + 32, base + 7000);
+    put64(buf, o + 24, base + 5000 * x);
+    put64(buf, o + 32, base + 7000 * x);
     putp(buf, o + 40, "RING");
     putp(buf, o + 48, "hcom_allReduce_");
     putp(buf, o + 56, "hccl_world_group");
@@ -176,7 +180,7 @@ __attribute__((unused)) static void *emit(void *arg) {
     put32(buf, o, 1);
     put32(buf, o + 4, 2); /* START */
     put32(buf, o + 8, 0); /* host */
-    put64(buf, o + 12, base + 8000);
+    put64(buf, o + 12, base + 8000 * x);
     put64(buf, o + 20, 55);
     put32(buf, o + 28, pid);
     put32(buf, o + 32, 4242);
@@ -185,12 +189,12 @@ __attribute__((unused)) static void *emit(void *arg) {
     o += 56;
     put32(buf, o, 1);
     put32(buf, o + 4, 4); /* END: no name, no domain */
-    put64(buf, o + 12, base + 9000);
+    put64(buf, o + 12, base + 9000 * x);
     put64(buf, o + 20, 55);
     put32(buf, o + 28, pid);
     put32(buf, o + 32, 4242);
     o += 56;
-    g_dropped = 7;
+    g_dropped = dr ? strtoul(dr, NULL, 10) : 7;
     stub_log("emit base=%llu", (unsigned long long)base);
     g_complete(buf, size, o);
     /* $CANN_STUB_KERNELS more kernel records, in as many buffers as they need. */
