@@ -28,6 +28,41 @@ pub fn datetime(ns: i64, offset_s: i32) -> String {
     format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}:{us:06}{sign}{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60, off / 3600, off / 60 % 60)
 }
 
+/// [`datetime`] appended to a byte buffer, with the text of the last second cached (rows come in
+/// time order, so most rows only render their microseconds).
+#[derive(Default)]
+pub struct DateFmt {
+    key: Option<(i64, i32)>,
+    head: String,
+    tail: String,
+}
+
+impl DateFmt {
+    /// Append the datetime of epoch `ns` at `offset_s` to `out`.
+    pub fn write(&mut self, out: &mut Vec<u8>, ns: i64, offset_s: i32) {
+        let local = ns + offset_s as i64 * 1_000_000_000;
+        let secs = local.div_euclid(1_000_000_000);
+        let us = (local.rem_euclid(1_000_000_000) / 1000) as u32;
+        if self.key != Some((secs, offset_s)) {
+            let full = datetime(ns, offset_s);
+            // `YYYY-MM-DD HH:MM:SS:` (+ 6 µs digits) + `±HH:MM`; the year may be wider than 4.
+            let n = full.len();
+            self.head = full[..n - 12].to_string();
+            self.tail = full[n - 6..].to_string();
+            self.key = Some((secs, offset_s));
+        }
+        out.extend_from_slice(self.head.as_bytes());
+        let mut d = [b'0'; 6];
+        let mut v = us;
+        for i in (0..6).rev() {
+            d[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&d);
+        out.extend_from_slice(self.tail.as_bytes());
+    }
+}
+
 /// Parse a `--timezone` value: `UTC`, `Z`, `+HH:MM`, `-HH:MM`, `+HHMM` or `+HH` → seconds east.
 pub fn parse_offset(s: &str) -> Option<i32> {
     let s = s.trim();
@@ -75,5 +110,11 @@ mod tests {
         assert_eq!(parse_offset("-0530"), Some(-19800));
         assert_eq!(parse_offset("x"), None);
         assert_eq!(us_text(1_234_567), "1234.567");
+        let mut f = DateFmt::default();
+        for (ns, off) in [(1_700_000_000_123_456_789, 8 * 3600), (1_700_000_000_987_654_321, 8 * 3600), (-1_500, 0), (1_700_000_001_000_000_000, -19800)] {
+            let mut v = Vec::new();
+            f.write(&mut v, ns, off);
+            assert_eq!(String::from_utf8(v).unwrap(), datetime(ns, off));
+        }
     }
 }

@@ -134,13 +134,7 @@ fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<
                 continue;
             }
             for (k, p) in pts.iter().enumerate() {
-                let ph = if k == 0 {
-                    "s"
-                } else if k + 1 == pts.len() {
-                    "f"
-                } else {
-                    "t"
-                };
+                let ph = super::chrome::flow_phase(k, pts.len());
                 let (n, d) = names.get(&(p.pid, p.tid)).cloned().unwrap_or_default();
                 let t = tracks.id(p.pid, &n, &d);
                 f.execute(params![rid, format!("flow_{rid}"), rid, t, p.ts, ph])?;

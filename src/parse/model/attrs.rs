@@ -56,9 +56,11 @@ impl<'a> Attrs<'a> {
     /// Decode the typed attributes and the JSON object of a record.
     pub fn decode(m: &'a ProcessMeta, v: &View<'a>) -> Attrs<'a> {
         let mut a = match v.json() {
-            Some(j) if !j.is_empty() => serde_json::from_slice::<Attrs>(j).unwrap_or_else(|_| match serde_json::from_slice::<J>(j) {
-                Ok(other) => Attrs { items: vec![("_json".into(), other)], rid: None },
-                Err(_) => Attrs { items: vec![("_json_invalid".into(), J::String(String::from_utf8_lossy(j).into_owned()))], rid: None },
+            Some(j) if !j.is_empty() => super::fast_attrs::parse(j).unwrap_or_else(|| {
+                serde_json::from_slice::<Attrs>(j).unwrap_or_else(|_| match serde_json::from_slice::<J>(j) {
+                    Ok(other) => Attrs { items: vec![("_json".into(), other)], rid: None },
+                    Err(_) => Attrs { items: vec![("_json_invalid".into(), J::String(String::from_utf8_lossy(j).into_owned()))], rid: None },
+                })
             }),
             _ => Attrs::default(),
         };

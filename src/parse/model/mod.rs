@@ -4,6 +4,7 @@
 pub mod attrs;
 pub mod batch;
 pub mod event;
+pub mod fast_attrs;
 pub mod forward;
 pub mod kv;
 pub mod partial;
