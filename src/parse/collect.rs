@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::parse::export::trace::{is_sliced, ThreadInfo, TraceOut};
+use crate::parse::model::attrs::AttrCache;
 use crate::parse::model::batch::{is_batch_name, BatchRow};
 use crate::parse::model::event::Event;
 use crate::parse::model::forward::FwdRow;
@@ -46,12 +47,13 @@ pub struct Collector<'a> {
     /// Collect flow points (for chrome_tracing.json and profiler.db).
     pub flows: bool,
     last_entries: Option<std::sync::Arc<Vec<crate::parse::model::rid::RidEntry>>>,
+    cache: AttrCache,
 }
 
 impl<'a> Collector<'a> {
     /// A collector for process `info`, keeping `span_info` spans named in `spans`.
     pub fn new(info: &'a ProcInfo, spans: &'a HashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
-        Collector { info, spans, part: Partial::default(), trace, domains: 0, io_error: None, flows: true, last_entries: None }
+        Collector { info, spans, part: Partial::default(), trace, domains: 0, io_error: None, flows: true, last_entries: None, cache: AttrCache::default() }
     }
 
     fn req(&mut self, rid: &str, ts: i64) -> &mut ReqAcc {
@@ -66,7 +68,8 @@ impl<'a> Collector<'a> {
 
     /// Fold one record.
     pub fn item(&mut self, it: &Item<'_>) {
-        self.event(Event::from_item(it));
+        let ev = Event::from_item_cached(it, Some(&mut self.cache));
+        self.event(ev);
     }
 
     /// Fold one normalised event.

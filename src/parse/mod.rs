@@ -263,7 +263,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     if let Some(b) = bar {
         let _ = b.join();
     }
-    let mut partial = Partial::default();
+    let mut partial = Partial::for_merging(results.iter().map(|r| &r.2.partial));
     let mut domains = vec![0u8; infos.len()];
     let mut threads: Vec<Vec<export::trace::ThreadInfo>> = vec![Vec::new(); infos.len()];
     let mut fragments = Vec::new();

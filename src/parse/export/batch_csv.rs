@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use super::csv::{float_into, ms3_into, num, num_into, Csv};
+use super::csv::{float_into, ms3_into, num, num_into, quote_into, Csv};
 use crate::parse::build::Model;
 use crate::parse::model::batch::BatchRow;
-use crate::parse::model::rid::Rids;
+use crate::parse::model::rid::{RidEntry, Rids};
 use crate::parse::time::DateFmt;
 
 /// Which optional column groups are present.
@@ -41,11 +41,30 @@ pub fn header(l: &Layout) -> Vec<&'static str> {
     h
 }
 
+/// What consecutive rows can reuse: the datetime text of the current second and the last
+/// `res_list` cell (a `modelExec` row shares its schedule row's list).
+#[derive(Default)]
+pub struct RowState {
+    df: DateFmt,
+    res_of: Option<(*const Vec<RidEntry>, bool)>,
+    res_cell: Vec<u8>,
+    json: String,
+}
+
 /// Append one row to `c` (cells written in place: no `String` per cell).
-pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, df: &mut DateFmt) {
+pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowState) {
     let p = &m.procs[b.proc];
     c.cell(&b.name);
-    c.cell_with(|s| Rids::write_json(s, &b.entries, b.dicts, &m.map));
+    let key = (std::sync::Arc::as_ptr(&b.entries), b.dicts);
+    if st.res_of != Some(key) {
+        st.json.clear();
+        Rids::write_json(&mut st.json, &b.entries, b.dicts, &m.map);
+        st.res_cell.clear();
+        quote_into(&mut st.res_cell, st.json.as_bytes());
+        st.res_of = Some(key);
+    }
+    c.cell_raw(|o| o.extend_from_slice(&st.res_cell));
+    let df = &mut st.df;
     c.cell_raw(|o| df.write(o, b.start, p.offset_s));
     c.cell_raw(|o| df.write(o, b.end, p.offset_s));
     c.cell_raw(|o| ms3_into(o, b.dur()));
@@ -86,9 +105,9 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     }
     let l = layout(m);
     let mut c = Csv::create(&dir.join("batch.csv"), &header(&l))?;
-    let mut df = DateFmt::default();
+    let mut st = RowState::default();
     for b in &m.batches {
-        write_row(&mut c, m, b, &l, &mut df);
+        write_row(&mut c, m, b, &l, &mut st);
         c.end()?;
     }
     c.finish()?;

@@ -7,12 +7,11 @@ use std::path::Path;
 use crate::parse::output;
 
 /// A CSV file being written: whole rows ([`Csv::row`]) or cell by cell into a reused line
-/// buffer ([`Csv::cell`], [`Csv::cell_with`], then [`Csv::end`]) without a `String` per cell.
+/// buffer ([`Csv::cell`], [`Csv::cell_raw`], then [`Csv::end`]) without a `String` per cell.
 pub struct Csv {
     w: BufWriter<File>,
     line: Vec<u8>,
     cells: usize,
-    scratch: String,
 }
 
 /// Append `c` to `out` as one CSV cell (RFC 4180: quoted, with `"` doubled, when it holds `,`,
@@ -36,7 +35,7 @@ pub fn quote_into(out: &mut Vec<u8>, c: &[u8]) {
 impl Csv {
     /// Create `path` (mode 0640) and write the header.
     pub fn create(path: &Path, header: &[&str]) -> std::io::Result<Csv> {
-        let mut c = Csv { w: BufWriter::with_capacity(1 << 20, output::create_file(path)?), line: Vec::with_capacity(4096), cells: 0, scratch: String::new() };
+        let mut c = Csv { w: BufWriter::with_capacity(1 << 20, output::create_file(path)?), line: Vec::with_capacity(4096), cells: 0 };
         c.row(header)?;
         Ok(c)
     }
@@ -60,16 +59,6 @@ impl Csv {
     pub fn cell(&mut self, c: &str) {
         self.sep();
         quote_into(&mut self.line, c.as_bytes());
-    }
-
-    /// Add a cell rendered by `f` into a reused buffer (quoted when needed).
-    pub fn cell_with(&mut self, f: impl FnOnce(&mut String)) {
-        self.sep();
-        let mut s = std::mem::take(&mut self.scratch);
-        s.clear();
-        f(&mut s);
-        quote_into(&mut self.line, s.as_bytes());
-        self.scratch = s;
     }
 
     /// Add a cell written straight into the line by `f`; the caller guarantees it needs no quoting
