@@ -33,7 +33,7 @@ MSP_BENCH_RECORDS="$records" MSP_BENCH_PAIRS="$pairs" MSP_BENCH_KEEP="$work/cap"
 t1=$(date +%s.%N)
 input_bytes=$(du -sb "$work/cap/prof" | cut -f1)
 printf '== capture: %d processes, %.2f GB of capture files (%s on disk), written in %.1f s\n' \
-  "$((2 * pairs))" "$(echo "$input_bytes / 1e9" | bc -l)" "$(du -sh "$work/cap/prof" | cut -f1)" "$(echo "$t1 - $t0" | bc -l)"
+  "$((2 * pairs))" "$(echo "$input_bytes / 1000000000" | bc -l)" "$(du -sh "$work/cap/prof" | cut -f1)" "$(echo "$t1 - $t0" | bc -l)"
 
 printf '%-14s %12s %9s %12s %10s %10s\n' format records seconds records/s peak_RSS output
 for f in "${sets[@]}"; do

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::parse::export::trace::{is_sliced, ThreadInfo, TraceOut};
+use crate::parse::export::trace::{is_sliced, Finished, ThreadInfo, TraceOut};
 use crate::parse::model::attrs::AttrCache;
 use crate::parse::model::batch::{is_batch_name, BatchRow};
 use crate::parse::model::event::Event;
@@ -32,6 +32,8 @@ pub struct ProcResult {
     pub perfetto: Option<std::path::PathBuf>,
     /// Counter names drawn (Perfetto needs a track per counter).
     pub counters: Vec<String>,
+    /// The profiler.db spill file of this part (see `export::db_part`).
+    pub db_part: Option<std::path::PathBuf>,
     /// Errors writing outputs.
     pub io_error: Option<String>,
 }
@@ -247,15 +249,25 @@ impl<'a> Collector<'a> {
 
     /// Finish: flush the trace writer.
     pub fn finish(mut self, report: Report) -> ProcResult {
-        let (fragment, threads, perfetto, counters) = match self.trace.take().map(|t| t.finish()) {
+        let f = match self.trace.take().map(|t| t.finish()) {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
                 self.io_error.get_or_insert(e.to_string());
-                (None, Vec::new(), None, Vec::new())
+                Finished::default()
             }
-            None => (None, Vec::new(), None, Vec::new()),
+            None => Finished::default(),
         };
-        ProcResult { partial: self.part, report, domains: self.domains, fragment, threads, perfetto, counters, io_error: self.io_error }
+        ProcResult {
+            partial: self.part,
+            report,
+            domains: self.domains,
+            fragment: f.fragment,
+            threads: f.threads,
+            perfetto: f.perfetto,
+            counters: f.counters,
+            db_part: f.db,
+            io_error: self.io_error,
+        }
     }
 }
 

@@ -224,8 +224,9 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                 let info = &infos[*i];
                 let frag = want(Format::Json).then(|| opts.output.join(format!(".chrome_tracing.{}.{}.part", info.index, k)));
                 let pf = want(Format::Perfetto).then(|| opts.output.join(format!(".trace.{}.{}.part", info.index, k)));
-                let trace = if frag.is_some() || db.is_some() || pf.is_some() {
-                    match TraceOut::new(info.trace_pid, info.offset_s, frag, db.as_ref().map(|d| d.sender()), pf) {
+                let dbp = db.is_some().then(|| opts.output.join(format!(".profiler_db.{}.{}.part", info.index, k)));
+                let trace = if frag.is_some() || dbp.is_some() || pf.is_some() {
+                    match TraceOut::new(info.trace_pid, info.offset_s, frag, dbp, pf) {
                         Ok(t) => Some(t),
                         Err(e) => {
                             let mut r = read_process(p, info, &spans, None, false, &count);
@@ -241,7 +242,17 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();
                     report.problems.push(format!("{} part {k}: internal error while reading ({what}); this part was skipped", p.files.stem));
-                    ProcResult { partial: Partial::default(), report, domains: 0, fragment: None, threads: Vec::new(), perfetto: None, counters: Vec::new(), io_error: None }
+                    ProcResult {
+                        partial: Partial::default(),
+                        report,
+                        domains: 0,
+                        fragment: None,
+                        threads: Vec::new(),
+                        perfetto: None,
+                        counters: Vec::new(),
+                        db_part: None,
+                        io_error: None,
+                    }
                 });
                 if *k > 0 {
                     // Per-process counters and meta problems are reported by part 0 only.
@@ -268,6 +279,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let mut threads: Vec<Vec<export::trace::ThreadInfo>> = vec![Vec::new(); infos.len()];
     let mut fragments = Vec::new();
     let mut pf_fragments = Vec::new();
+    let mut db_parts = Vec::new();
     let mut counters: Vec<Vec<String>> = vec![Vec::new(); infos.len()];
     for (i, _, r) in results {
         if let Some(e) = r.io_error {
@@ -282,6 +294,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         }
         fragments.extend(r.fragment);
         pf_fragments.extend(r.perfetto);
+        db_parts.extend(r.db_part);
         for c in r.counters {
             if !counters[i].contains(&c) {
                 counters[i].push(c);
@@ -344,7 +357,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             }
         }
         if let Some(d) = db {
-            r.push(("profiler.db".into(), d.finish(&m).map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
+            r.push(("profiler.db".into(), d.finish(&m, &db_parts).map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
         }
         r
     };

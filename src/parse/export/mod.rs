@@ -4,6 +4,7 @@ pub mod batch_csv;
 pub mod chrome;
 pub mod csv;
 pub mod db;
+pub mod db_part;
 pub mod forward_csv;
 pub mod kvcache_csv;
 pub mod perfetto;

@@ -305,7 +305,17 @@ mod tests {
             assert_eq!(fast.items, slow.items, "{text}");
         }
         // Declined: escapes, nested values, invalid JSON, trailing bytes, huge ints.
-        for text in [r#"{"a": "x\"y"}"#, r#"{"a": [1]}"#, r#"{"a": 1"#, r#"{"a": 1} x"#, r#"{"a": 01}"#, r#"{"rid": {"x": 1}}"#, r#"[1]"#, r#"{"a": 1.}"#, r#"{"a": -}"#] {
+        for text in [
+            r#"{"a": "x\"y"}"#,
+            r#"{"a": [1]}"#,
+            r#"{"a": 1"#,
+            r#"{"a": 1} x"#,
+            r#"{"a": 01}"#,
+            r#"{"rid": {"x": 1}}"#,
+            r#"[1]"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": -}"#,
+        ] {
             assert!(parse(text.as_bytes()).is_none(), "{text}");
         }
     }
