@@ -9,7 +9,7 @@
 #   PAIRS       (API server, EngineCore) process pairs = DP ranks (default 2)
 #   FORMAT-SET  a quoted list passed to --format (default: "csv" "json" "perfetto" "db csv json")
 # Env: MSP_BENCH_DIR (work directory, default a fresh /tmp dir, removed at exit unless set),
-#      MSP_BENCH_JOBS (--jobs, default 0 = all CPUs).
+#      MSP_BENCH_JOBS (--jobs, default 0 = all CPUs), MSP_BENCH_GEN (an already built generator).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -19,7 +19,7 @@ shift $(( $# > 2 ? 2 : $# )) || true
 if [ $# -gt 0 ]; then sets=("$@"); else sets=("csv" "json" "perfetto" "db csv json"); fi
 
 cargo build --release --quiet --bin msserviceprofiler
-gen=$(cargo bench --bench parse --no-run 2>&1 | grep -o 'target/release/deps/parse-[0-9a-f]*' | tail -1)
+gen="${MSP_BENCH_GEN:-$(cargo bench --bench parse --no-run 2>&1 | grep -o 'target/release/deps/parse-[0-9a-f]*' | tail -1)}"
 [ -x "$gen" ] || { echo "could not find the benches/parse.rs binary" >&2; exit 1; }
 bin="$root/target/release/msserviceprofiler"
 

@@ -100,7 +100,11 @@ impl BatchRow {
         let own = std::mem::take(&mut ev.rids.entries);
         let entries = match share {
             Some(a) if **a == own => a.clone(),
-            _ => std::sync::Arc::new(own),
+            _ => {
+                let mut own = own;
+                own.shrink_to_fit();
+                std::sync::Arc::new(own)
+            }
         };
         let mut r = BatchRow {
             name: ev.name.to_string(),
