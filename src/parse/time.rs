@@ -18,14 +18,41 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Format epoch `ns` shifted by `offset_s` seconds as `YYYY-MM-DD HH:MM:SS:ffffff±HH:MM`.
 pub fn datetime(ns: i64, offset_s: i32) -> String {
+    let mut v = Vec::with_capacity(32);
+    datetime_into(&mut v, ns, offset_s);
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// [`datetime`], appended to `out` (digits written directly: an i64 of epoch ns spans the years
+/// 1677–2262, always four digits).
+pub fn datetime_into(out: &mut Vec<u8>, ns: i64, offset_s: i32) {
     let local = ns + offset_s as i64 * 1_000_000_000;
     let secs = local.div_euclid(1_000_000_000);
     let us = local.rem_euclid(1_000_000_000) / 1000;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    let sign = if offset_s < 0 { '-' } else { '+' };
-    let off = offset_s.unsigned_abs();
-    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}:{us:06}{sign}{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60, off / 3600, off / 60 % 60)
+    let sign = if offset_s < 0 { b'-' } else { b'+' };
+    let off = offset_s.unsigned_abs() as i64;
+    let mut b = [0u8; 32];
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, mo as i64);
+    put(8, 2, d as i64);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 6, us);
+    put(27, 2, off / 3600);
+    put(30, 2, off / 60 % 60);
+    for (i, c) in [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':'), (19, b':'), (26, sign), (29, b':')] {
+        b[i] = c;
+    }
+    out.extend_from_slice(&b);
 }
 
 /// [`datetime`] appended to a byte buffer, with the text of the last second cached (rows come in
