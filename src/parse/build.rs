@@ -11,6 +11,7 @@ use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
 use crate::parse::model::process::{ProcInfo, Role};
 use crate::parse::model::request::ReqAcc;
 use crate::parse::model::rid::{is_request_id, RidMap};
+use crate::parse::model::spill::SpillStore;
 
 /// A request after id mapping.
 #[derive(Clone, Debug)]
@@ -56,6 +57,8 @@ pub struct Model {
     pub flows: Vec<(String, Vec<FlowPt>)>,
     /// Span names and counts.
     pub span_names: HashMap<String, u64>,
+    /// The spilled batch request lists (see [`crate::parse::model::spill::entries_of`]).
+    pub spill: SpillStore,
 }
 
 impl Model {
@@ -96,6 +99,21 @@ impl Model {
             v.sort_by(|a, b| (a.ts, a.pid, a.tid).cmp(&(b.ts, b.pid, b.tid)));
         }
         flows.sort_by(|a, b| (a.1[0].ts, &a.0).cmp(&(b.1[0].ts, &b.0)));
-        Model { procs, roles, threads, map, requests, batches, sched_name, kv, forwards, spans, queue, flows, span_names: p.span_names }
+        Model {
+            procs,
+            roles,
+            threads,
+            map,
+            requests,
+            batches,
+            sched_name,
+            kv,
+            forwards,
+            spans,
+            queue,
+            flows,
+            span_names: p.span_names,
+            spill: SpillStore::default(),
+        }
     }
 }

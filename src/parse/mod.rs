@@ -220,7 +220,9 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let results: Vec<(usize, usize, ProcResult)> = pool.install(|| {
         parts
             .par_iter()
-            .map(|(i, k, p)| {
+            .enumerate()
+            .map(|(w, (i, k, p))| {
+                let spill = Some((opts.output.join(format!(".batches.{w}.spill")), w as u32));
                 let info = &infos[*i];
                 let frag = want(Format::Json).then(|| opts.output.join(format!(".chrome_tracing.{}.{}.part", info.index, k)));
                 let pf = want(Format::Perfetto).then(|| opts.output.join(format!(".trace.{}.{}.part", info.index, k)));
@@ -229,7 +231,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     match TraceOut::new(info.trace_pid, info.offset_s, frag, dbp, pf) {
                         Ok(t) => Some(t),
                         Err(e) => {
-                            let mut r = read_process(p, info, &spans, None, false, &count);
+                            let mut r = read_process(p, info, &spans, None, false, None, &count);
                             r.io_error = Some(e.to_string());
                             return (*i, *k, r);
                         }
@@ -237,7 +239,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                 } else {
                     None
                 };
-                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, &spans, trace, flows, &count)));
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, &spans, trace, flows, spill, &count)));
                 let mut r = read.unwrap_or_else(|e| {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();
@@ -251,6 +253,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                         perfetto: None,
                         counters: Vec::new(),
                         db_part: None,
+                        spill: None,
                         io_error: None,
                     }
                 });
@@ -269,6 +272,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             })
             .collect()
     });
+    let n_parts = parts.len();
     drop(parts);
     done.store(true, Ordering::Relaxed);
     if let Some(b) = bar {
@@ -280,9 +284,13 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let mut fragments = Vec::new();
     let mut pf_fragments = Vec::new();
     let mut db_parts = Vec::new();
+    let mut spills = Vec::new();
     let mut counters: Vec<Vec<String>> = vec![Vec::new(); infos.len()];
     for (i, _, r) in results {
         if let Some(e) = r.io_error {
+            for w in 0..n_parts {
+                let _ = std::fs::remove_file(opts.output.join(format!(".batches.{w}.spill")));
+            }
             return Err(Error::Io(format!("writing trace output: {e}")));
         }
         summary.report.merge(&r.report);
@@ -295,6 +303,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         fragments.extend(r.fragment);
         pf_fragments.extend(r.perfetto);
         db_parts.extend(r.db_part);
+        spills.push(r.spill);
         for c in r.counters {
             if !counters[i].contains(&c) {
                 counters[i].push(c);
@@ -309,7 +318,8 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     summary.records = summary.report.records;
     summary.processes = infos.len();
     summary.hosts = infos.iter().map(|p| p.hostname.as_str()).collect::<HashSet<_>>().len();
-    let m = Model::build(infos, roles, threads, partial);
+    let mut m = Model::build(infos, roles, threads, partial);
+    m.spill = model::spill::SpillStore::open(spills).map_err(io("reading the batch spill files"))?;
     summary.requests = m.requests.len();
     let out = &opts.output;
     // The exporters read the immutable model; run them side by side.
@@ -362,6 +372,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         r
     };
     let (j, (c, rest)) = pool.install(|| rayon::join(json_part, || rayon::join(csv_part, || rest_part(db))));
+    std::mem::take(&mut m.spill).remove();
     for (name, r) in j.into_iter().chain(c).chain(rest) {
         if r? {
             summary.outputs.push(name);

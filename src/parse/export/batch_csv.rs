@@ -6,6 +6,7 @@ use super::csv::{float_into, ms3_into, num, num_into, quote_into, Csv};
 use crate::parse::build::Model;
 use crate::parse::model::batch::BatchRow;
 use crate::parse::model::rid::{RidEntry, Rids};
+use crate::parse::model::spill::{entries_of, SpillRef};
 use crate::parse::time::DateFmt;
 
 /// Which optional column groups are present.
@@ -46,7 +47,7 @@ pub fn header(l: &Layout) -> Vec<&'static str> {
 #[derive(Default)]
 pub struct RowState {
     df: DateFmt,
-    res_of: Option<(*const Vec<RidEntry>, bool)>,
+    res_of: Option<(Option<SpillRef>, *const Vec<RidEntry>, bool)>,
     res_cell: Vec<u8>,
     json: String,
 }
@@ -55,10 +56,10 @@ pub struct RowState {
 pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowState) {
     let p = &m.procs[b.proc];
     c.cell(&b.name);
-    let key = (std::sync::Arc::as_ptr(&b.entries), b.dicts);
+    let key = (b.spilled, std::sync::Arc::as_ptr(&b.entries), b.dicts);
     if st.res_of != Some(key) {
         st.json.clear();
-        Rids::write_json(&mut st.json, &b.entries, b.dicts, &m.map);
+        Rids::write_json(&mut st.json, &entries_of(&m.spill, b), b.dicts, &m.map);
         st.res_cell.clear();
         quote_into(&mut st.res_cell, st.json.as_bytes());
         st.res_of = Some(key);

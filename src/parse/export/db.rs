@@ -218,9 +218,12 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             let p = &m.procs[b.proc];
             let k = if b.name == "specDecoding" { Default::default() } else { b.kv.unwrap_or_default() };
             let (ratio, per) = if b.name == "specDecoding" { b.spec_ratios() } else { (None, None) };
+            let entries = crate::parse::model::spill::entries_of(&m.spill, b);
+            let mut res_list = String::with_capacity(16 + entries.len() * 48);
+            crate::parse::model::rid::Rids::write_json(&mut res_list, &entries, b.dicts, &m.map);
             ins.execute(params![
                 b.name,
-                b.res_list(&m.map),
+                res_list,
                 time::datetime(b.start, p.offset_s),
                 time::datetime(b.end, p.offset_s),
                 b.dur() as f64 / 1e6,
@@ -246,7 +249,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             ])?;
             if b.name == sched {
                 batch_id += 1;
-                for (i, e) in b.entries.iter().enumerate() {
+                for (i, e) in entries.iter().enumerate() {
                     rq.execute(params![batch_id, i as i64, m.map.resolve(&e.rid), e.iter, Option::<i64>::None])?;
                 }
             }

@@ -68,8 +68,7 @@ pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usiz
     rows.sort_by(|a, b| (a.start, a.proc).cmp(&(b.start, b.proc)));
     let mut by_rid: HashMap<u64, Vec<(i64, f64, &str)>> = HashMap::new();
     for b in batches {
-        let key = rid_key(b.entries.iter().map(|e| e.rid.as_str()));
-        by_rid.entry(key).or_default().push((b.start, b.batch_size(), b.batch_type.as_str()));
+        by_rid.entry(b.rid_key).or_default().push((b.start, b.batch_size(), b.batch_type.as_str()));
     }
     for v in by_rid.values_mut() {
         v.sort_by(|a, b| a.0.cmp(&b.0));

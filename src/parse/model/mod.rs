@@ -11,4 +11,5 @@ pub mod partial;
 pub mod process;
 pub mod request;
 pub mod rid;
+pub mod spill;
 pub mod stats;
