@@ -65,8 +65,12 @@ impl Model {
     /// Build from the merged partial.
     pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial) -> Model {
         let map = RidMap::build(p.api_ids.iter(), &p.links, p.requests.keys().chain(p.flows.keys()));
-        let mut merged: HashMap<String, ReqAcc> = HashMap::new();
-        for (k, v) in p.requests {
+        // Fold mapped ids into their API id in place (no second map of every request).
+        let mut merged = p.requests;
+        let mut moved: Vec<String> = merged.keys().filter(|k| map.resolve(k) != k.as_str()).cloned().collect();
+        moved.sort();
+        for k in moved {
+            let Some(v) = merged.remove(&k) else { continue };
             let to = map.resolve(&k).to_string();
             match merged.get_mut(&to) {
                 Some(a) => a.merge(&v),

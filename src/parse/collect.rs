@@ -248,7 +248,7 @@ impl<'a> Collector<'a> {
                         }
                         if iter_row {
                             if let Some(i) = r.iter {
-                                a.iter_ends.push(IterEnd { iter: i, end: e, exec });
+                                a.push_iter_end(IterEnd { iter: i, end: e, exec });
                                 if i == 0 {
                                     ReqAcc::set_min(&mut a.iter0_start, s);
                                     ReqAcc::set_max(&mut a.iter0_end, e);
