@@ -84,6 +84,7 @@ pub struct Segment {
     populated: AtomicU64,
 }
 
+
 /// The file name of segment `index` of file set `stem`.
 pub fn file_name(stem: &str, index: u32) -> String {
     format!("{stem}.{index:06}.ring")
