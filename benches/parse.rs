@@ -1,10 +1,11 @@
 //! End-to-end parse throughput (records/s): a vLLM-shaped capture is written by the real
-//! recorder from two child processes (API server, EngineCore+worker), then `parse::run` is timed
-//! with every format and with CSV only.
+//! recorder from child processes (per data-parallel rank an API server and an EngineCore+worker,
+//! batch 16), then `parse::run` is timed with every format and with CSV only.
 //!
 //! `MSP_BENCH_RECORDS` sets the approximate record count (default 200 000).
-//! `MSP_BENCH_KEEP=<dir>` writes the capture into `<dir>` and exits (for `/usr/bin/time -v`
-//! measurements of the CLI).
+//! `MSP_BENCH_PAIRS` sets the number of (API server, EngineCore) pairs, i.e. DP ranks (default 1).
+//! `MSP_BENCH_KEEP=<dir>` writes the capture into `<dir>` and exits (the generator used by
+//! `scripts/bench_parse.sh` for CLI measurements with `/usr/bin/time -v`).
 
 use std::path::Path;
 use std::process::Command;
@@ -29,20 +30,27 @@ fn span(d: u32, n: u32, a: u64, b: u64, j: &str) {
     ffi::msp_span_json(d, n, a, b, j.as_ptr() as *const _, j.len());
 }
 
-/// Write `steps` scheduler steps of a batch-8 service, as `role`.
-fn child(role: &str, steps: u64) {
+/// Write `steps` scheduler steps of a batch-16 service, as `role` of DP rank `dp`.
+fn child(role: &str, dp: u64, steps: u64) {
     ffi::msp_init();
+    let meta = |k: &str, v: &str| ffi::msp_meta(k.as_ptr() as *const _, k.len(), v.as_ptr() as *const _, v.len());
+    meta("processRole", if role == "api" { "api_server" } else { "EngineCore" });
+    meta("dpRankId", &dp.to_string());
     let base = ffi::msp_now();
     let (eng, sch, kvd, exe) = (id("Engine"), id("Schedule"), id("Schedule.KVCache"), id("Execute"));
-    let names: Vec<u32> = ["httpReq", "tokenize", "detokenize", "httpRes", "Enqueue", "Dequeue", "KVCacheStatus", "batchFrameworkProcessing", "modelExec", "forward"].iter().map(|s| id(s)).collect();
+    let names: Vec<u32> =
+        ["httpReq", "tokenize", "detokenize", "httpRes", "Enqueue", "Dequeue", "KVCacheStatus", "batchFrameworkProcessing", "modelExec", "forward"]
+            .iter()
+            .map(|s| id(s))
+            .collect();
     for s in 0..steps {
         let t = base + s * 10_000_000;
         let live: Vec<u64> = (s.saturating_sub(15)..=s).collect();
-        let rid = |r: u64| format!("chatcmpl-{r:08}-0123abcd");
+        let rid = |r: u64| format!("chatcmpl-{dp}-{r:08}-0123abcd");
         match role {
             "api" => {
-                event(eng, names[0], t, &json!({"rid": format!("chatcmpl-{s:08}"), "type": 0}).to_string());
-                event(eng, names[1], t + 1000, &json!({"rid": format!("chatcmpl-{s:08}"), "type": 0}).to_string());
+                event(eng, names[0], t, &json!({"rid": format!("chatcmpl-{dp}-{s:08}"), "type": 0}).to_string());
+                event(eng, names[1], t + 1000, &json!({"rid": format!("chatcmpl-{dp}-{s:08}"), "type": 0}).to_string());
                 event(eng, names[2], t + 9_000_000, &json!({"rid": live.iter().map(|&r| rid(r)).collect::<Vec<_>>(), "type": 0}).to_string());
                 if s >= 15 {
                     event(eng, names[3], t + 9_500_000, &json!({"rid": rid(s - 15), "recvTokenSize=": 128, "replyTokenSize=": 16, "type": 0}).to_string());
@@ -63,15 +71,17 @@ fn child(role: &str, steps: u64) {
     ffi::msp_shutdown();
 }
 
-fn capture(dir: &Path, records: u64) {
+fn capture(dir: &Path, records: u64, pairs: u64) {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("config.json");
     let prof = dir.join("prof");
-    std::fs::write(&cfg, json!({"enable": 1, "prof_dir": prof.to_str().unwrap(), "ring_size_mb": 64, "ring_total_mb": 4096}).to_string()).unwrap();
-    // ≈ 9 records per step across both processes.
-    let steps = records / 9;
+    std::fs::write(&cfg, json!({"enable": 1, "prof_dir": prof.to_str().unwrap(), "ring_size_mb": 64, "ring_total_mb": 16384}).to_string()).unwrap();
+    // ≈ 9 records per step across each pair of processes.
+    let steps = records / 9 / pairs.max(1);
     let exe = std::env::current_exe().unwrap();
-    let kids: Vec<_> = ["api", "engine"].iter().map(|r| Command::new(&exe).env(CHILD, format!("{r}:{steps}")).env("SERVICE_PROF_CONFIG_PATH", &cfg).env("PROF_LOG_LEVEL", "ERROR").spawn().unwrap()).collect();
+    let roles: Vec<String> = (0..pairs.max(1)).flat_map(|dp| [format!("api:{dp}:{steps}"), format!("engine:{dp}:{steps}")]).collect();
+    let kids: Vec<_> =
+        roles.iter().map(|r| Command::new(&exe).env(CHILD, r).env("SERVICE_PROF_CONFIG_PATH", &cfg).env("PROF_LOG_LEVEL", "ERROR").spawn().unwrap()).collect();
     for mut k in kids {
         assert!(k.wait().unwrap().success());
     }
@@ -79,20 +89,23 @@ fn capture(dir: &Path, records: u64) {
 
 fn main() {
     if let Ok(c) = std::env::var(CHILD) {
-        let (role, steps) = c.split_once(':').unwrap();
-        child(role, steps.parse().unwrap());
+        let mut f = c.split(':');
+        let (role, dp, steps) = (f.next().unwrap(), f.next().unwrap().parse().unwrap(), f.next().unwrap().parse().unwrap());
+        child(role, dp, steps);
         return;
     }
     let records: u64 = std::env::var("MSP_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let pairs: u64 = std::env::var("MSP_BENCH_PAIRS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     if let Ok(dir) = std::env::var("MSP_BENCH_KEEP") {
-        capture(Path::new(&dir), records);
+        capture(Path::new(&dir), records, pairs);
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    capture(tmp.path(), records);
+    capture(tmp.path(), records, pairs);
     let prof = tmp.path().join("prof");
     let out = tmp.path().join("out");
-    let opts = |formats: Vec<Format>| Options { input: prof.clone(), output: out.clone(), formats, spans: Vec::new(), timezone: None, jobs: 0, progress: false };
+    let opts =
+        |formats: Vec<Format>| Options { input: prof.clone(), output: out.clone(), formats, spans: Vec::new(), timezone: None, jobs: 0, progress: false };
     let n = parse::run(&opts(vec![Format::Csv])).unwrap().records;
     eprintln!("capture: {n} records");
     let mut c = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(20)).configure_from_args();

@@ -12,6 +12,7 @@ use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
 use crate::parse::model::process::{ProcInfo, Role};
 use crate::parse::model::request::ReqAcc;
 use crate::parse::model::rid::{is_request_id, RidMap};
+use crate::parse::model::spill::SpillStore;
 
 /// A request after id mapping.
 #[derive(Clone, Debug)]
@@ -59,14 +60,20 @@ pub struct Model {
     pub span_names: HashMap<String, u64>,
     /// Device data joined and attributed (see [`crate::parse::model::device`]).
     pub device: DeviceModel,
+    /// The spilled batch request lists (see [`crate::parse::model::spill::entries_of`]).
+    pub spill: SpillStore,
 }
 
 impl Model {
     /// Build from the merged partial.
     pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial) -> Model {
         let map = RidMap::build(p.api_ids.iter(), &p.links, p.requests.keys().chain(p.flows.keys()));
-        let mut merged: HashMap<String, ReqAcc> = HashMap::new();
-        for (k, v) in p.requests {
+        // Fold mapped ids into their API id in place (no second map of every request).
+        let mut merged = p.requests;
+        let mut moved: Vec<String> = merged.keys().filter(|k| map.resolve(k) != k.as_str()).cloned().collect();
+        moved.sort();
+        for k in moved {
+            let Some(v) = merged.remove(&k) else { continue };
             let to = map.resolve(&k).to_string();
             match merged.get_mut(&to) {
                 Some(a) => a.merge(&v),
@@ -103,6 +110,22 @@ impl Model {
         let bt: Vec<Option<(usize, i64, i64)>> =
             batches.iter().map(|b| batch::EXEC_NAMES.contains(&b.name.as_str()).then_some((b.proc, b.start, b.end))).collect();
         let device = DeviceModel::build(p.device, &fw, &bt, |i| procs[i].trace_pid);
-        Model { procs, roles, threads, map, requests, batches, sched_name, kv, forwards, spans, queue, flows, span_names: p.span_names, device }
+        Model {
+            procs,
+            roles,
+            threads,
+            map,
+            requests,
+            batches,
+            sched_name,
+            kv,
+            forwards,
+            spans,
+            queue,
+            flows,
+            span_names: p.span_names,
+            device,
+            spill: SpillStore::default(),
+        }
     }
 }

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::parse::export::trace::{is_sliced, ThreadInfo, TraceOut};
+use crate::parse::export::trace::{is_sliced, Finished, ThreadInfo, TraceOut};
+use crate::parse::model::attrs::AttrCache;
 use crate::parse::model::batch::{is_batch_name, BatchRow};
 use crate::parse::model::event::Event;
 use crate::parse::model::forward::FwdRow;
@@ -12,6 +13,7 @@ use crate::parse::model::kv::{is_kv, KvRow};
 use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
 use crate::parse::model::process::ProcInfo;
 use crate::parse::model::request::{IterEnd, ReqAcc};
+use crate::parse::model::spill::{SpillRef, SpillWriter};
 use crate::reader::{Item, Process, Report};
 use crate::record::Kind;
 
@@ -31,6 +33,10 @@ pub struct ProcResult {
     pub perfetto: Option<std::path::PathBuf>,
     /// Counter names drawn (Perfetto needs a track per counter).
     pub counters: Vec<String>,
+    /// The batch-list spill file of this part (see `model::spill`).
+    pub spill: Option<std::path::PathBuf>,
+    /// The profiler.db spill file of this part (see `export::db_part`).
+    pub db_part: Option<std::path::PathBuf>,
     /// Errors writing outputs.
     pub io_error: Option<String>,
 }
@@ -46,12 +52,29 @@ pub struct Collector<'a> {
     /// Collect flow points (for chrome_tracing.json and profiler.db).
     pub flows: bool,
     last_entries: Option<std::sync::Arc<Vec<crate::parse::model::rid::RidEntry>>>,
+    cache: AttrCache,
+    spill: Option<SpillWriter>,
+    last_ref: Option<SpillRef>,
+    empty: std::sync::Arc<Vec<crate::parse::model::rid::RidEntry>>,
 }
 
 impl<'a> Collector<'a> {
     /// A collector for process `info`, keeping `span_info` spans named in `spans`.
     pub fn new(info: &'a ProcInfo, spans: &'a HashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
-        Collector { info, spans, part: Partial::default(), trace, domains: 0, io_error: None, flows: true, last_entries: None }
+        Collector {
+            info,
+            spans,
+            part: Partial::default(),
+            trace,
+            domains: 0,
+            io_error: None,
+            flows: true,
+            last_entries: None,
+            cache: AttrCache::default(),
+            spill: None,
+            last_ref: None,
+            empty: Default::default(),
+        }
     }
 
     fn req(&mut self, rid: &str, ts: i64) -> &mut ReqAcc {
@@ -66,7 +89,8 @@ impl<'a> Collector<'a> {
 
     /// Fold one record.
     pub fn item(&mut self, it: &Item<'_>) {
-        self.event(Event::from_item(it));
+        let ev = Event::from_item_cached(it, Some(&mut self.cache));
+        self.event(ev);
     }
 
     /// Fold one normalised event.
@@ -233,7 +257,7 @@ impl<'a> Collector<'a> {
                         }
                         if iter_row {
                             if let Some(i) = r.iter {
-                                a.iter_ends.push(IterEnd { iter: i, end: e, exec });
+                                a.push_iter_end(IterEnd { iter: i, end: e, exec });
                                 if i == 0 {
                                     ReqAcc::set_min(&mut a.iter0_start, s);
                                     ReqAcc::set_max(&mut a.iter0_end, e);
@@ -245,30 +269,82 @@ impl<'a> Collector<'a> {
             }
         }
         if batch {
-            let row = BatchRow::from_event(&mut owned, proc, batch_type, self.last_entries.as_ref());
+            let mut row = BatchRow::from_event(&mut owned, proc, batch_type, self.last_entries.as_ref());
+            let same = self.last_entries.as_ref().is_some_and(|l| std::sync::Arc::ptr_eq(l, &row.entries));
             self.last_entries = Some(row.entries.clone());
+            let mut spilled = None;
+            if let (Some(w), true) = (self.spill.as_mut(), row.spillable()) {
+                match (same, self.last_ref) {
+                    (true, Some(r)) => spilled = Some(r),
+                    _ => match w.put(&row.entries) {
+                        Ok(r) => spilled = Some(r),
+                        Err(e) => {
+                            self.io_error.get_or_insert(format!("batch spill: {e}"));
+                        }
+                    },
+                }
+            }
+            self.last_ref = spilled;
+            if spilled.is_some() {
+                row.spilled = spilled;
+                row.entries = self.empty.clone();
+            }
             self.part.batches.push(row);
         }
     }
 
     /// Finish: flush the trace writer.
     pub fn finish(mut self, report: Report) -> ProcResult {
-        let (fragment, threads, perfetto, counters) = match self.trace.take().map(|t| t.finish()) {
+        let f = match self.trace.take().map(|t| t.finish()) {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
                 self.io_error.get_or_insert(e.to_string());
-                (None, Vec::new(), None, Vec::new())
+                Finished::default()
             }
-            None => (None, Vec::new(), None, Vec::new()),
+            None => Finished::default(),
         };
-        ProcResult { partial: self.part, report, domains: self.domains, fragment, threads, perfetto, counters, io_error: self.io_error }
+        let spill = match self.spill.take().map(SpillWriter::finish) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                self.io_error.get_or_insert(format!("batch spill: {e}"));
+                None
+            }
+            None => None,
+        };
+        ProcResult {
+            spill,
+            partial: self.part,
+            report,
+            domains: self.domains,
+            fragment: f.fragment,
+            threads: f.threads,
+            perfetto: f.perfetto,
+            counters: f.counters,
+            db_part: f.db,
+            io_error: self.io_error,
+        }
     }
 }
 
-/// Read one process end to end. `progress` counts records as they are read.
-pub fn read_process(p: &Process, info: &ProcInfo, spans: &HashSet<String>, trace: Option<TraceOut>, flows: bool, progress: &AtomicU64) -> ProcResult {
+/// Read one process (or one part of it) end to end. `progress` counts records as they are read;
+/// `spill` (path, part number) sends batch request lists to a spill file.
+pub fn read_process(
+    p: &Process,
+    info: &ProcInfo,
+    spans: &HashSet<String>,
+    trace: Option<TraceOut>,
+    flows: bool,
+    spill: Option<(std::path::PathBuf, u32)>,
+    progress: &AtomicU64,
+) -> ProcResult {
     let mut c = Collector::new(info, spans, trace);
     c.flows = flows;
+    if let Some((path, part)) = spill {
+        match SpillWriter::create(&path, part) {
+            Ok(w) => c.spill = Some(w),
+            Err(e) => c.io_error = Some(format!("batch spill: {e}")),
+        }
+    }
     let mut n = 0u64;
     let report = p.scan(|it| {
         c.item(&it);

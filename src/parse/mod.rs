@@ -225,15 +225,18 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let results: Vec<(usize, usize, ProcResult)> = pool.install(|| {
         parts
             .par_iter()
-            .map(|(i, k, p)| {
+            .enumerate()
+            .map(|(w, (i, k, p))| {
+                let spill = Some((opts.output.join(format!(".batches.{w}.spill")), w as u32));
                 let info = &infos[*i];
                 let frag = want(Format::Json).then(|| opts.output.join(format!(".chrome_tracing.{}.{}.part", info.index, k)));
                 let pf = want(Format::Perfetto).then(|| opts.output.join(format!(".trace.{}.{}.part", info.index, k)));
-                let trace = if frag.is_some() || db.is_some() || pf.is_some() {
-                    match TraceOut::new(info.trace_pid, info.offset_s, frag, db.as_ref().map(|d| d.sender()), pf) {
+                let dbp = db.is_some().then(|| opts.output.join(format!(".profiler_db.{}.{}.part", info.index, k)));
+                let trace = if frag.is_some() || dbp.is_some() || pf.is_some() {
+                    match TraceOut::new(info.trace_pid, info.offset_s, frag, dbp, pf) {
                         Ok(t) => Some(t),
                         Err(e) => {
-                            let mut r = read_process(p, info, &spans, None, false, &count);
+                            let mut r = read_process(p, info, &spans, None, false, None, &count);
                             r.io_error = Some(e.to_string());
                             return (*i, *k, r);
                         }
@@ -241,12 +244,23 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                 } else {
                     None
                 };
-                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, &spans, trace, flows, &count)));
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, &spans, trace, flows, spill, &count)));
                 let mut r = read.unwrap_or_else(|e| {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();
                     report.problems.push(format!("{} part {k}: internal error while reading ({what}); this part was skipped", p.files.stem));
-                    ProcResult { partial: Partial::default(), report, domains: 0, fragment: None, threads: Vec::new(), perfetto: None, counters: Vec::new(), io_error: None }
+                    ProcResult {
+                        partial: Partial::default(),
+                        report,
+                        domains: 0,
+                        fragment: None,
+                        threads: Vec::new(),
+                        perfetto: None,
+                        counters: Vec::new(),
+                        db_part: None,
+                        spill: None,
+                        io_error: None,
+                    }
                 });
                 if *k > 0 {
                     // Per-process counters and meta problems are reported by part 0 only.
@@ -264,19 +278,25 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             })
             .collect()
     });
+    let n_parts = parts.len();
     drop(parts);
     done.store(true, Ordering::Relaxed);
     if let Some(b) = bar {
         let _ = b.join();
     }
-    let mut partial = Partial::default();
+    let mut partial = Partial::for_merging(results.iter().map(|r| &r.2.partial));
     let mut domains = vec![0u8; infos.len()];
     let mut threads: Vec<Vec<export::trace::ThreadInfo>> = vec![Vec::new(); infos.len()];
     let mut fragments = Vec::new();
     let mut pf_fragments = Vec::new();
+    let mut db_parts = Vec::new();
+    let mut spills = Vec::new();
     let mut counters: Vec<Vec<String>> = vec![Vec::new(); infos.len()];
     for (i, _, r) in results {
         if let Some(e) = r.io_error {
+            for w in 0..n_parts {
+                let _ = std::fs::remove_file(opts.output.join(format!(".batches.{w}.spill")));
+            }
             return Err(Error::Io(format!("writing trace output: {e}")));
         }
         summary.report.merge(&r.report);
@@ -288,6 +308,8 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         }
         fragments.extend(r.fragment);
         pf_fragments.extend(r.perfetto);
+        db_parts.extend(r.db_part);
+        spills.push(r.spill);
         for c in r.counters {
             if !counters[i].contains(&c) {
                 counters[i].push(c);
@@ -302,7 +324,8 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     summary.records = summary.report.records;
     summary.processes = infos.len();
     summary.hosts = infos.iter().map(|p| p.hostname.as_str()).collect::<HashSet<_>>().len();
-    let m = Model::build(infos, roles, threads, partial);
+    let mut m = Model::build(infos, roles, threads, partial);
+    m.spill = model::spill::SpillStore::open(spills).map_err(io("reading the batch spill files"))?;
     summary.requests = m.requests.len();
     summary.device = m.device.summary_line();
     // Timelines of other profilers (torch profiler, msprof): more trace fragments and slices.
@@ -355,11 +378,12 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             }
         }
         if let Some(d) = db {
-            r.push(("profiler.db".into(), d.finish(&m).map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
+            r.push(("profiler.db".into(), d.finish(&m, &db_parts).map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
         }
         r
     };
     let (j, (c, rest)) = pool.install(|| rayon::join(json_part, || rayon::join(csv_part, || rest_part(db))));
+    std::mem::take(&mut m.spill).remove();
     for (name, r) in j.into_iter().chain(c).chain(rest) {
         if r? {
             summary.outputs.push(name);

@@ -18,14 +18,76 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Format epoch `ns` shifted by `offset_s` seconds as `YYYY-MM-DD HH:MM:SS:ffffff±HH:MM`.
 pub fn datetime(ns: i64, offset_s: i32) -> String {
+    let mut v = Vec::with_capacity(32);
+    datetime_into(&mut v, ns, offset_s);
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// [`datetime`], appended to `out` (digits written directly: an i64 of epoch ns spans the years
+/// 1677–2262, always four digits).
+pub fn datetime_into(out: &mut Vec<u8>, ns: i64, offset_s: i32) {
     let local = ns + offset_s as i64 * 1_000_000_000;
     let secs = local.div_euclid(1_000_000_000);
     let us = local.rem_euclid(1_000_000_000) / 1000;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    let sign = if offset_s < 0 { '-' } else { '+' };
-    let off = offset_s.unsigned_abs();
-    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}:{us:06}{sign}{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60, off / 3600, off / 60 % 60)
+    let sign = if offset_s < 0 { b'-' } else { b'+' };
+    let off = offset_s.unsigned_abs() as i64;
+    let mut b = [0u8; 32];
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, mo as i64);
+    put(8, 2, d as i64);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 6, us);
+    put(27, 2, off / 3600);
+    put(30, 2, off / 60 % 60);
+    for (i, c) in [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':'), (19, b':'), (26, sign), (29, b':')] {
+        b[i] = c;
+    }
+    out.extend_from_slice(&b);
+}
+
+/// [`datetime`] appended to a byte buffer, with the text of the last second cached (rows come in
+/// time order, so most rows only render their microseconds).
+#[derive(Default)]
+pub struct DateFmt {
+    key: Option<(i64, i32)>,
+    head: String,
+    tail: String,
+}
+
+impl DateFmt {
+    /// Append the datetime of epoch `ns` at `offset_s` to `out`.
+    pub fn write(&mut self, out: &mut Vec<u8>, ns: i64, offset_s: i32) {
+        let local = ns + offset_s as i64 * 1_000_000_000;
+        let secs = local.div_euclid(1_000_000_000);
+        let us = (local.rem_euclid(1_000_000_000) / 1000) as u32;
+        if self.key != Some((secs, offset_s)) {
+            let full = datetime(ns, offset_s);
+            // `YYYY-MM-DD HH:MM:SS:` (+ 6 µs digits) + `±HH:MM`; the year may be wider than 4.
+            let n = full.len();
+            self.head = full[..n - 12].to_string();
+            self.tail = full[n - 6..].to_string();
+            self.key = Some((secs, offset_s));
+        }
+        out.extend_from_slice(self.head.as_bytes());
+        let mut d = [b'0'; 6];
+        let mut v = us;
+        for i in (0..6).rev() {
+            d[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&d);
+        out.extend_from_slice(self.tail.as_bytes());
+    }
 }
 
 /// Parse a `--timezone` value: `UTC`, `Z`, `+HH:MM`, `-HH:MM`, `+HHMM` or `+HH` → seconds east.
@@ -75,5 +137,11 @@ mod tests {
         assert_eq!(parse_offset("-0530"), Some(-19800));
         assert_eq!(parse_offset("x"), None);
         assert_eq!(us_text(1_234_567), "1234.567");
+        let mut f = DateFmt::default();
+        for (ns, off) in [(1_700_000_000_123_456_789, 8 * 3600), (1_700_000_000_987_654_321, 8 * 3600), (-1_500, 0), (1_700_000_001_000_000_000, -19800)] {
+            let mut v = Vec::new();
+            f.write(&mut v, ns, off);
+            assert_eq!(String::from_utf8(v).unwrap(), datetime(ns, off));
+        }
     }
 }

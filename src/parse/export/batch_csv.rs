@@ -2,10 +2,12 @@
 
 use std::path::Path;
 
-use super::csv::{float, ms3, num, Csv};
+use super::csv::{float_into, ms3_into, num, num_into, quote_into, Csv};
 use crate::parse::build::Model;
 use crate::parse::model::batch::BatchRow;
-use crate::parse::time;
+use crate::parse::model::rid::{RidEntry, Rids};
+use crate::parse::model::spill::{entries_of, SpillRef};
+use crate::parse::time::DateFmt;
 
 /// Which optional column groups are present.
 pub struct Layout {
@@ -46,36 +48,61 @@ pub fn header(l: &Layout) -> Vec<&'static str> {
     h
 }
 
-/// The cells of one row.
-pub fn cells(m: &Model, b: &BatchRow, l: &Layout) -> Vec<String> {
+/// What consecutive rows can reuse: the datetime text of the current second and the last
+/// `res_list` cell (a `modelExec` row shares its schedule row's list).
+#[derive(Default)]
+pub struct RowState {
+    df: DateFmt,
+    res_of: Option<(Option<SpillRef>, *const Vec<RidEntry>, bool)>,
+    res_cell: Vec<u8>,
+    json: String,
+}
+
+/// Append one row to `c` (cells written in place: no `String` per cell).
+pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowState) {
     let p = &m.procs[b.proc];
-    let mut r = vec![
-        b.name.clone(),
-        b.res_list(&m.map),
-        time::datetime(b.start, p.offset_s),
-        time::datetime(b.end, p.offset_s),
-        ms3(b.dur()),
-        b.batch_type.clone(),
-        p.prof_id.clone(),
-        float(b.batch_size()),
-    ];
+    c.cell(&b.name);
+    let key = (b.spilled, std::sync::Arc::as_ptr(&b.entries), b.dicts);
+    if st.res_of != Some(key) {
+        st.json.clear();
+        Rids::write_json(&mut st.json, &entries_of(&m.spill, b), b.dicts, &m.map);
+        st.res_cell.clear();
+        quote_into(&mut st.res_cell, st.json.as_bytes());
+        st.res_of = Some(key);
+    }
+    c.cell_raw(|o| o.extend_from_slice(&st.res_cell));
+    let df = &mut st.df;
+    c.cell_raw(|o| df.write(o, b.start, p.offset_s));
+    c.cell_raw(|o| df.write(o, b.end, p.offset_s));
+    c.cell_raw(|o| ms3_into(o, b.dur()));
+    c.cell(&b.batch_type);
+    c.cell(&p.prof_id);
+    c.cell_raw(|o| float_into(o, b.batch_size()));
     if l.kv {
         let k = if b.name == "specDecoding" { Default::default() } else { b.kv.unwrap_or_default() };
-        r.extend([num(k.total), num(k.used), num(k.free), num(k.allocated), num(k.freed), num(k.rate)]);
+        for x in [k.total, k.used, k.free, k.allocated, k.freed, k.rate] {
+            c.cell_raw(|o| num_into(o, x));
+        }
     }
     let (pt, dt) = b.pd_tokens;
-    r.extend([b.pd_size.0.to_string(), b.pd_size.1.to_string(), num(pt), num(dt), num(pt + dt), p.dp_cell()]);
+    c.cell_raw(|o| num_into(o, b.pd_size.0 as f64));
+    c.cell_raw(|o| num_into(o, b.pd_size.1 as f64));
+    for x in [pt, dt, pt + dt] {
+        c.cell_raw(|o| num_into(o, x));
+    }
+    c.cell(&p.dp_cell());
     if l.spec {
         if b.name == "specDecoding" {
             let (ratio, per) = b.spec_ratios();
-            r.push(ratio.map(num).unwrap_or_default());
-            r.push(per.map(|v| v.to_string()).unwrap_or_default());
+            c.cell(&ratio.map(num).unwrap_or_default());
+            c.cell(&per.map(|v| v.to_string()).unwrap_or_default());
         } else {
-            r.extend([String::new(), String::new()]);
+            c.cell("");
+            c.cell("");
         }
     }
-    r.extend([ms3(b.start), ms3(b.end)]);
-    r
+    c.cell_raw(|o| ms3_into(o, b.start));
+    c.cell_raw(|o| ms3_into(o, b.end));
 }
 
 /// Write `batch.csv`. Returns whether it was written.
@@ -85,12 +112,15 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     }
     let l = layout(m);
     let mut c = Csv::create(&dir.join("batch.csv"), &header(&l))?;
+    let mut st = RowState::default();
     for (i, b) in m.batches.iter().enumerate() {
-        let mut r = cells(m, b, &l);
+        write_row(&mut c, m, b, &l, &mut st);
         if l.device {
-            r.extend(super::device_cols::cells(m.device.batch[i]));
+            for cell in super::device_cols::cells(m.device.batch[i]) {
+                c.cell(&cell);
+            }
         }
-        c.row(&r)?;
+        c.end()?;
     }
     c.finish()?;
     Ok(true)

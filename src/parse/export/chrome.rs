@@ -17,6 +17,17 @@ pub fn thread_sort_index(domain: &str) -> u32 {
     ["Execute", "Schedule", "Communication", "KVCache", "Schedule.KVCache", "Engine", "Api", "Kernel"].iter().position(|d| *d == domain).unwrap_or(8) as u32
 }
 
+/// The phase of flow point `k` of `n`: `s` (start), `t` (step) or `f` (finish).
+pub fn flow_phase(k: usize, n: usize) -> &'static str {
+    if k == 0 {
+        "s"
+    } else if k + 1 == n {
+        "f"
+    } else {
+        "t"
+    }
+}
+
 /// Process order: host, then role (API server, EngineCore, worker, other), DP rank, pid.
 pub fn process_order(m: &Model) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..m.procs.len()).collect();
@@ -71,13 +82,7 @@ pub fn write(m: &Model, dir: &Path, fragments: &[PathBuf]) -> std::io::Result<()
         let rid_json = serde_json::to_string(rid).unwrap_or_default();
         let name_json = serde_json::to_string(&format!("flow_{rid}")).unwrap_or_default();
         for (k, p) in pts.iter().enumerate() {
-            let ph = if k == 0 {
-                "s"
-            } else if k + 1 == pts.len() {
-                "f"
-            } else {
-                "t"
-            };
+            let ph = flow_phase(k, pts.len());
             sep(&mut w)?;
             let bp = if ph == "s" { "" } else { ",\"bp\":\"e\"" };
             write!(w, "{{\"name\":{name_json},\"ph\":\"{ph}\",\"id\":{rid_json},\"cat\":{rid_json},\"pid\":{},\"tid\":{},\"ts\":{}{bp}}}", p.pid, p.tid, time::us_text(p.ts))?;

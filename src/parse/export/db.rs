@@ -26,6 +26,10 @@ CREATE TABLE counter(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, pid TEXT, 
 CREATE TABLE flow(id INTEGER PRIMARY KEY AUTOINCREMENT, flow_id TEXT, name TEXT, cat TEXT, track_id INTEGER, timestamp INTEGER, type TEXT);
 ";
 
+const SLICE_INSERT: &str =
+    "INSERT INTO slice(timestamp, duration, name, depth, track_id, cat, args, cname, end_time, flag_id) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, NULL, ?7, NULL)";
+const COUNTER_INSERT: &str = "INSERT INTO counter(name, pid, timestamp, cat, args) VALUES (?1, ?2, ?3, ?4, ?5)";
+
 struct Tracks {
     ids: HashMap<(u64, String), i64>,
     rows: Vec<(i64, u64, String, String)>,
@@ -54,8 +58,8 @@ fn receive(conn: Connection, rx: Receiver<DbRows>) -> rusqlite::Result<(Connecti
     let mut tracks = Tracks { ids: HashMap::new(), rows: Vec::new() };
     conn.execute_batch("BEGIN")?;
     {
-        let mut slice = conn.prepare("INSERT INTO slice(timestamp, duration, name, depth, track_id, cat, args, cname, end_time, flag_id) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, NULL, ?7, NULL)")?;
-        let mut counter = conn.prepare("INSERT INTO counter(name, pid, timestamp, cat, args) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut slice = conn.prepare(SLICE_INSERT)?;
+        let mut counter = conn.prepare(COUNTER_INSERT)?;
         for msg in rx {
             match msg {
                 DbRows::Slices(v) => {
@@ -97,12 +101,30 @@ impl Db {
         self.tx.clone()
     }
 
-    /// Wait for the timeline rows, then write process/thread/flow rows, the analysis tables and
-    /// the views.
-    pub fn finish(self, m: &Model) -> rusqlite::Result<()> {
+    /// Wait for the rows sent, insert the parts' spill files in order (and remove them), then
+    /// write process/thread/flow rows, the analysis tables and the views.
+    pub fn finish(self, m: &Model, parts: &[PathBuf]) -> rusqlite::Result<()> {
         drop(self.tx);
         let (conn, mut tracks) = self.worker.join().map_err(|_| rusqlite::Error::InvalidQuery)??;
         conn.execute_batch("BEGIN")?;
+        {
+            let mut slice = conn.prepare(SLICE_INSERT)?;
+            let mut counter = conn.prepare(COUNTER_INSERT)?;
+            for p in parts {
+                let row = |r: &super::db_part::Row<'_>| -> rusqlite::Result<()> {
+                    if r.slice {
+                        let t = tracks.id(r.pid, r.tid, r.cat);
+                        slice.execute(params![r.ts, r.dur, r.name, t, r.cat, r.args, r.ts + r.dur])?;
+                    } else {
+                        tracks.id(r.pid, r.name, r.cat);
+                        counter.execute(params![r.name, r.pid.to_string(), r.ts, r.cat, r.args])?;
+                    }
+                    Ok(())
+                };
+                super::db_part::read(p, row, |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                let _ = std::fs::remove_file(p);
+            }
+        }
         timeline(&conn, m, &mut tracks)?;
         analysis(&conn, m)?;
         super::device_db::write(&conn, m)?;
@@ -135,13 +157,7 @@ fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<
                 continue;
             }
             for (k, p) in pts.iter().enumerate() {
-                let ph = if k == 0 {
-                    "s"
-                } else if k + 1 == pts.len() {
-                    "f"
-                } else {
-                    "t"
-                };
+                let ph = super::chrome::flow_phase(k, pts.len());
                 let (n, d) = names.get(&(p.pid, p.tid)).cloned().unwrap_or_default();
                 let t = tracks.id(p.pid, &n, &d);
                 f.execute(params![rid, format!("flow_{rid}"), rid, t, p.ts, ph])?;
@@ -203,9 +219,12 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             let p = &m.procs[b.proc];
             let k = if b.name == "specDecoding" { Default::default() } else { b.kv.unwrap_or_default() };
             let (ratio, per) = if b.name == "specDecoding" { b.spec_ratios() } else { (None, None) };
+            let entries = crate::parse::model::spill::entries_of(&m.spill, b);
+            let mut res_list = String::with_capacity(16 + entries.len() * 48);
+            crate::parse::model::rid::Rids::write_json(&mut res_list, &entries, b.dicts, &m.map);
             ins.execute(params![
                 b.name,
-                b.res_list(&m.map),
+                res_list,
                 time::datetime(b.start, p.offset_s),
                 time::datetime(b.end, p.offset_s),
                 b.dur() as f64 / 1e6,
@@ -231,7 +250,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             ])?;
             if b.name == sched {
                 batch_id += 1;
-                for (i, e) in b.entries.iter().enumerate() {
+                for (i, e) in entries.iter().enumerate() {
                     rq.execute(params![batch_id, i as i64, m.map.resolve(&e.rid), e.iter, Option::<i64>::None])?;
                 }
             }

@@ -4,6 +4,7 @@ pub mod batch_csv;
 pub mod chrome;
 pub mod csv;
 pub mod db;
+pub mod db_part;
 pub mod device_cols;
 pub mod device_db;
 pub mod forward_csv;

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::mpsc::SyncSender;
 
 use serde_json::Value as J;
 
+use super::db_part::{PartWriter, Row};
 use crate::parse::model::event::Event;
 use crate::parse::model::rid::{RidMap, Rids};
 use crate::parse::time;
@@ -59,7 +59,8 @@ pub struct CounterRow {
     pub args: String,
 }
 
-/// Timeline rows sent to the profiler.db writer.
+/// Timeline rows sent to the profiler.db writer through [`super::db::Db::sender`] (inserted as
+/// they arrive; the processes' own rows go through [`super::db_part`] spill files instead).
 pub enum DbRows {
     /// Slices and instants.
     Slices(Vec<SliceRow>),
@@ -67,7 +68,20 @@ pub enum DbRows {
     Counters(Vec<CounterRow>),
 }
 
-const BATCH: usize = 4096;
+/// What a finished [`TraceOut`] leaves behind.
+#[derive(Default)]
+pub struct Finished {
+    /// The JSON fragment file.
+    pub fragment: Option<PathBuf>,
+    /// The trace threads.
+    pub threads: Vec<ThreadInfo>,
+    /// The protobuf fragment file.
+    pub perfetto: Option<PathBuf>,
+    /// Counter names drawn (Perfetto needs a track per counter).
+    pub counters: Vec<String>,
+    /// The profiler.db spill file.
+    pub db: Option<PathBuf>,
+}
 
 /// Domains whose records are not drawn as slices (counters or nothing).
 pub fn is_sliced(domain: &str) -> bool {
@@ -100,7 +114,7 @@ pub struct TraceOut {
     pid: u64,
     offset_s: i32,
     json: Option<(BufWriter<File>, PathBuf, bool)>,
-    db: Option<(SyncSender<DbRows>, Vec<SliceRow>, Vec<CounterRow>)>,
+    db: Option<PartWriter>,
     pf: Option<(BufWriter<File>, PathBuf)>,
     counters: Vec<String>,
     threads: HashMap<u32, usize>,
@@ -109,8 +123,9 @@ pub struct TraceOut {
 }
 
 impl TraceOut {
-    /// A writer for trace pid `pid`, writing a fragment to `json` and/or rows to `db`.
-    pub fn new(pid: u64, offset_s: i32, json: Option<PathBuf>, db: Option<SyncSender<DbRows>>, perfetto: Option<PathBuf>) -> std::io::Result<TraceOut> {
+    /// A writer for trace pid `pid`, writing a fragment to `json`, profiler.db rows to the spill
+    /// file `db` (see [`super::db_part`]) and/or a protobuf fragment to `perfetto`.
+    pub fn new(pid: u64, offset_s: i32, json: Option<PathBuf>, db: Option<PathBuf>, perfetto: Option<PathBuf>) -> std::io::Result<TraceOut> {
         let pf = match perfetto {
             Some(p) => Some((BufWriter::with_capacity(1 << 20, crate::parse::output::create_file(&p)?), p)),
             None => None,
@@ -123,7 +138,10 @@ impl TraceOut {
             pid,
             offset_s,
             json,
-            db: db.map(|s| (s, Vec::new(), Vec::new())),
+            db: match db {
+                Some(p) => Some(PartWriter::create(&p)?),
+                None => None,
+            },
             pf,
             counters: Vec::new(),
             threads: HashMap::new(),
@@ -236,19 +254,10 @@ impl TraceOut {
                 super::perfetto::track_event(w, ev.start, super::perfetto::ty::INSTANT, track, Some(ev.name), Some(ev.domain), &ann, &flows, None)?;
             }
         }
-        if let Some((tx, slices, _)) = &mut self.db {
-            slices.push(SliceRow {
-                ts: ev.start,
-                dur,
-                name: ev.name.to_string(),
-                pid: self.pid,
-                tid: self.list[self.threads[&tid]].name.clone(),
-                cat: ev.domain.to_string(),
-                args: String::from_utf8(args).unwrap_or_default(),
-            });
-            if slices.len() >= BATCH {
-                let _ = tx.send(DbRows::Slices(std::mem::take(slices)));
-            }
+        if let Some(d) = &mut self.db {
+            let args = std::str::from_utf8(&args).unwrap_or_default();
+            let tname = &self.list[self.threads[&tid]].name;
+            d.put(&Row { slice: true, ts: ev.start, dur, pid: self.pid, name: ev.name, tid: tname, cat: ev.domain, args })?;
         }
         Ok(tid)
     }
@@ -274,18 +283,14 @@ impl TraceOut {
             let v = values.first().map(|x| x.1).unwrap_or(0.0);
             super::perfetto::track_event(w, ts, super::perfetto::ty::COUNTER, super::perfetto::counter_uuid(self.pid, name), None, None, &[], &[], Some(v))?;
         }
-        if let Some((tx, _, counters)) = &mut self.db {
-            counters.push(CounterRow { name: name.to_string(), pid: self.pid, ts, cat: cat.to_string(), args });
-            if counters.len() >= BATCH {
-                let _ = tx.send(DbRows::Counters(std::mem::take(counters)));
-            }
+        if let Some(d) = &mut self.db {
+            d.put(&Row { slice: false, ts, dur: 0, pid: self.pid, name, tid: "", cat, args: &args })?;
         }
         Ok(())
     }
 
-    /// Flush; returns the JSON fragment path (if any), the thread table, the protobuf fragment
-    /// path (if any) and the counter names.
-    pub fn finish(mut self) -> std::io::Result<(Option<PathBuf>, Vec<ThreadInfo>, Option<PathBuf>, Vec<String>)> {
+    /// Flush; returns the fragment paths and the thread table.
+    pub fn finish(mut self) -> std::io::Result<Finished> {
         let pf = match self.pf.take() {
             Some((mut w, p)) => {
                 w.flush()?;
@@ -300,14 +305,10 @@ impl TraceOut {
             }
             None => None,
         };
-        if let Some((tx, s, c)) = self.db.take() {
-            if !s.is_empty() {
-                let _ = tx.send(DbRows::Slices(s));
-            }
-            if !c.is_empty() {
-                let _ = tx.send(DbRows::Counters(c));
-            }
-        }
-        Ok((path, self.list, pf, self.counters))
+        let db = match self.db.take() {
+            Some(d) => Some(d.finish()?),
+            None => None,
+        };
+        Ok(Finished { fragment: path, threads: self.list, perfetto: pf, counters: self.counters, db })
     }
 }

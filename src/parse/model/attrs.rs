@@ -55,12 +55,26 @@ impl<'a> Attrs<'a> {
 
     /// Decode the typed attributes and the JSON object of a record.
     pub fn decode(m: &'a ProcessMeta, v: &View<'a>) -> Attrs<'a> {
-        let mut a = match v.json() {
-            Some(j) if !j.is_empty() => serde_json::from_slice::<Attrs>(j).unwrap_or_else(|_| match serde_json::from_slice::<J>(j) {
-                Ok(other) => Attrs { items: vec![("_json".into(), other)], rid: None },
-                Err(_) => Attrs { items: vec![("_json_invalid".into(), J::String(String::from_utf8_lossy(j).into_owned()))], rid: None },
-            }),
-            _ => Attrs::default(),
+        Attrs::decode_cached(m, v, None)
+    }
+
+    /// As [`decode`](Self::decode); a large JSON object byte-equal to the previous one in `cache`
+    /// (a batch's `modelExec` repeats its schedule record's list) is copied instead of parsed.
+    pub fn decode_cached(m: &'a ProcessMeta, v: &View<'a>, cache: Option<&mut AttrCache>) -> Attrs<'a> {
+        let mut a = match (v.json(), cache) {
+            (Some(j), Some(c)) if j.len() >= AttrCache::MIN => {
+                if c.json != j {
+                    let fresh = Attrs::parse_json(j);
+                    c.json.clear();
+                    c.json.extend_from_slice(j);
+                    c.items = fresh.items.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                    c.rid = fresh.rid.clone();
+                    fresh
+                } else {
+                    Attrs { items: c.items.iter().map(|(k, v)| (Cow::Owned(k.clone()), v.clone())).collect(), rid: c.rid.clone() }
+                }
+            }
+            (j, _) => Attrs::parse_json(j.unwrap_or_default()),
         };
         for t in v.attrs() {
             let key = m.string(t.key);
@@ -79,6 +93,33 @@ impl<'a> Attrs<'a> {
         }
         a
     }
+
+    /// Decode a record's JSON object (fast path, else serde; a non-object or invalid JSON becomes
+    /// `_json` / `_json_invalid`).
+    fn parse_json(j: &'a [u8]) -> Attrs<'a> {
+        match j {
+            j if !j.is_empty() => super::fast_attrs::parse(j).unwrap_or_else(|| {
+                serde_json::from_slice::<Attrs>(j).unwrap_or_else(|_| match serde_json::from_slice::<J>(j) {
+                    Ok(other) => Attrs { items: vec![("_json".into(), other)], rid: None },
+                    Err(_) => Attrs { items: vec![("_json_invalid".into(), J::String(String::from_utf8_lossy(j).into_owned()))], rid: None },
+                })
+            }),
+            _ => Attrs::default(),
+        }
+    }
+}
+
+/// The last large JSON object decoded by one reader, with its result.
+#[derive(Default)]
+pub struct AttrCache {
+    json: Vec<u8>,
+    items: Vec<(String, J)>,
+    rid: Option<Rids>,
+}
+
+impl AttrCache {
+    /// Objects shorter than this are parsed every time (comparing would not pay).
+    pub const MIN: usize = 256;
 }
 
 impl<'de> Deserialize<'de> for Attrs<'de> {

@@ -50,8 +50,15 @@ pub struct BatchRow {
     pub end: i64,
     /// The `rid` attribute was a list of dicts (else a list of ids).
     pub dicts: bool,
-    /// The parsed requests (`res_list` is rebuilt from them at output).
+    /// The parsed requests (`res_list` is rebuilt from them at output). Empty once spilled: read
+    /// them with [`super::spill::entries_of`].
     pub entries: std::sync::Arc<Vec<RidEntry>>,
+    /// Where the requests were spilled while reading (see [`super::spill`]).
+    pub spilled: Option<super::spill::SpillRef>,
+    /// Number of requests.
+    pub size: usize,
+    /// [`super::forward::rid_key`] of the request ids.
+    pub rid_key: u64,
     /// `batch_type` (attribute, else from `iter`s); `Prefill,Decode` normalised to `Prefill, Decode`.
     pub batch_type: String,
     /// KV columns (schedule rows only).
@@ -100,9 +107,18 @@ impl BatchRow {
         let own = std::mem::take(&mut ev.rids.entries);
         let entries = match share {
             Some(a) if **a == own => a.clone(),
-            _ => std::sync::Arc::new(own),
+            _ => {
+                let mut own = own;
+                own.shrink_to_fit();
+                std::sync::Arc::new(own)
+            }
         };
+        let size = entries.len();
+        let rid_key = super::forward::rid_key(entries.iter().map(|e| e.rid.as_str()));
         let mut r = BatchRow {
+            spilled: None,
+            size,
+            rid_key,
             name: ev.name.to_string(),
             proc,
             start: ev.start,
@@ -141,14 +157,13 @@ impl BatchRow {
 
     /// `batch_size`: the number of requests.
     pub fn batch_size(&self) -> f64 {
-        self.entries.len() as f64
+        self.size as f64
     }
 
-    /// The `res_list` cell: the rid structure with API ids.
-    pub fn res_list(&self, map: &super::rid::RidMap) -> String {
-        let mut s = String::with_capacity(16 + self.entries.len() * 48);
-        super::rid::Rids::write_json(&mut s, &self.entries, self.dicts, map);
-        s
+    /// Whether the request list may be spilled (spec-decode rows keep theirs: [`finish`] and
+    /// the spec-decode outputs use them).
+    pub fn spillable(&self) -> bool {
+        self.name != "specDecoding" && self.name != "modelRunnerExec"
     }
 
     /// `during_time`, ns.

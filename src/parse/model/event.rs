@@ -3,7 +3,7 @@
 
 use serde_json::Value as J;
 
-use super::attrs::Attrs;
+use super::attrs::{AttrCache, Attrs};
 use super::rid::Rids;
 use crate::reader::Item;
 use crate::record::Kind;
@@ -33,8 +33,13 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     /// Normalise one record.
     pub fn from_item(it: &Item<'a>) -> Event<'a> {
+        Event::from_item_cached(it, None)
+    }
+
+    /// As [`from_item`](Self::from_item), reusing the decoding of a repeated large JSON object.
+    pub fn from_item_cached(it: &Item<'a>, cache: Option<&mut AttrCache>) -> Event<'a> {
         let (m, v) = (it.process, &it.record);
-        let mut attrs = Attrs::decode(m, v);
+        let mut attrs = Attrs::decode_cached(m, v, cache);
         let start = m.to_wall(v.t0);
         let end = if v.kind == Kind::Span && v.t1 >= v.t0 { start + (v.t1 - v.t0) as i64 } else { start };
         let mut rids = Rids::from_strings(v.rids());

@@ -14,8 +14,8 @@ pub struct FwdRow {
     pub start: i64,
     /// End, epoch ns.
     pub end: i64,
-    /// The rids joined by `,`.
-    pub rid: String,
+    /// [`rid_key`] of its rids (matches the batch rows with the same request list).
+    pub rid_key: u64,
     /// `batch_size` (own attribute, else inherited).
     pub batch_size: Option<f64>,
     /// `batch_type` (own attribute, else inherited).
@@ -37,7 +37,7 @@ impl FwdRow {
             proc,
             start: ev.start,
             end: ev.end,
-            rid: ev.rids.joined(),
+            rid_key: rid_key(ev.rids.entries.iter().map(|e| e.rid.as_str())),
             batch_size: ev.num("batch_size"),
             batch_type: ev.str("batch_type").map(super::batch::normalise_type),
             dp_rank: ev.attrs.get("dp_rank").map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())),
@@ -48,14 +48,27 @@ impl FwdRow {
     }
 }
 
+/// A 64-bit key of a request list: `DefaultHasher::new()` (SipHash, fixed keys) of the ids joined by `,`, so forward rows
+/// find their batch rows without keeping the joined text of every row.
+pub fn rid_key<'a>(rids: impl Iterator<Item = &'a str>) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (i, r) in rids.enumerate() {
+        if i > 0 {
+            h.write(b",");
+        }
+        h.write(r.as_bytes());
+    }
+    h.finish()
+}
+
 /// Sort, number, compute bubbles and relative starts (`host_of(proc)` gives the host index),
 /// and inherit batch size/type from the latest batch row with the same rid string.
 pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usize) -> usize) -> Vec<FwdRow> {
     rows.sort_by(|a, b| (a.start, a.proc).cmp(&(b.start, b.proc)));
-    let mut by_rid: HashMap<String, Vec<(i64, f64, &str)>> = HashMap::new();
+    let mut by_rid: HashMap<u64, Vec<(i64, f64, &str)>> = HashMap::new();
     for b in batches {
-        let key = b.entries.iter().map(|e| e.rid.as_str()).collect::<Vec<_>>().join(",");
-        by_rid.entry(key).or_default().push((b.start, b.batch_size(), b.batch_type.as_str()));
+        by_rid.entry(b.rid_key).or_default().push((b.start, b.batch_size(), b.batch_type.as_str()));
     }
     for v in by_rid.values_mut() {
         v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -78,7 +91,7 @@ pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usiz
             rows[j].bubble = Some(rows[i].start - rows[j].end);
         }
         if rows[i].batch_size.is_none() || rows[i].batch_type.is_none() {
-            if let Some(v) = by_rid.get(&rows[i].rid) {
+            if let Some(v) = by_rid.get(&rows[i].rid_key) {
                 let k = v.partition_point(|x| x.0 <= rows[i].start);
                 if k > 0 {
                     let (_, size, ty) = v[k - 1];

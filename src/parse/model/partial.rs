@@ -74,6 +74,20 @@ pub struct Partial {
 }
 
 impl Partial {
+    /// An empty partial with exactly the room to merge `parts` (merging many parts into one
+    /// must not leave the big vectors with doubled capacity).
+    pub fn for_merging<'a>(parts: impl Iterator<Item = &'a Partial> + Clone) -> Partial {
+        let n = |f: fn(&Partial) -> usize| parts.clone().map(f).sum::<usize>();
+        Partial {
+            batches: Vec::with_capacity(n(|p| p.batches.len())),
+            kv: Vec::with_capacity(n(|p| p.kv.len())),
+            forwards: Vec::with_capacity(n(|p| p.forwards.len())),
+            spans: Vec::with_capacity(n(|p| p.spans.len())),
+            queue: Vec::with_capacity(n(|p| p.queue.len())),
+            ..Partial::default()
+        }
+    }
+
     /// Merge `o` into `self`.
     pub fn merge(&mut self, o: Partial) {
         for (k, v) in o.requests {

@@ -181,6 +181,22 @@ impl ReqAcc {
         }
     }
 
+    /// Note the end of an iteration. The schedule and execute rows of one iteration arrive one
+    /// after the other: they are folded into one entry by the rule of [`tpot_samples`]
+    /// (execute rows win, then the latest end), so the list holds about one entry per iteration.
+    ///
+    /// [`tpot_samples`]: Self::tpot_samples
+    pub fn push_iter_end(&mut self, x: IterEnd) {
+        match self.iter_ends.last_mut() {
+            Some(l) if l.iter == x.iter => {
+                if (x.exec && !l.exec) || (x.exec == l.exec && x.end > l.end) {
+                    *l = x;
+                }
+            }
+            _ => self.iter_ends.push(x),
+        }
+    }
+
     /// Inter-token latencies, ns: differences of consecutive iteration ends.
     pub fn tpot_samples(&self) -> Vec<i64> {
         let mut by_iter: HashMap<i64, (bool, i64)> = HashMap::new();

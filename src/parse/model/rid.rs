@@ -25,6 +25,19 @@ pub struct RidEntry {
 }
 
 impl RidEntry {
+    /// The optional dict fields with their keys, in the contract's order (`rid` excluded).
+    pub fn fields(&self) -> [(&'static str, Option<f64>); 7] {
+        [
+            ("iter", self.iter.map(|i| i as f64)),
+            ("type", self.typ.map(|i| i as f64)),
+            ("num_scheduled_tokens", self.scheduled),
+            ("num_prompt_tokens", self.prompt),
+            ("num_computed_tokens", self.computed),
+            ("num_spec_output_tokens", self.spec_out),
+            ("num_spec_accepted_tokens", self.spec_accepted),
+        ]
+    }
+
     /// Prefill when `type` = 0, else (no `type`) when `iter` = 0.
     pub fn is_prefill(&self) -> bool {
         match self.typ {
@@ -123,15 +136,7 @@ impl Rids {
                     let mut o = serde_json::Map::new();
                     o.insert("rid".into(), rid);
                     let f = |x: f64| if x.fract() == 0.0 && x.abs() < 9e15 { J::from(x as i64) } else { J::from(x) };
-                    for (k, v) in [
-                        ("iter", e.iter.map(|i| i as f64)),
-                        ("type", e.typ.map(|i| i as f64)),
-                        ("num_scheduled_tokens", e.scheduled),
-                        ("num_prompt_tokens", e.prompt),
-                        ("num_computed_tokens", e.computed),
-                        ("num_spec_output_tokens", e.spec_out),
-                        ("num_spec_accepted_tokens", e.spec_accepted),
-                    ] {
+                    for (k, v) in e.fields() {
                         if let Some(v) = v {
                             o.insert(k.into(), f(v));
                         }
@@ -171,15 +176,7 @@ impl Rids {
                 out.push_str(&serde_json::to_string(rid).unwrap_or_default());
             }
             if dicts {
-                for (k, v) in [
-                    ("iter", e.iter.map(|i| i as f64)),
-                    ("type", e.typ.map(|i| i as f64)),
-                    ("num_scheduled_tokens", e.scheduled),
-                    ("num_prompt_tokens", e.prompt),
-                    ("num_computed_tokens", e.computed),
-                    ("num_spec_output_tokens", e.spec_out),
-                    ("num_spec_accepted_tokens", e.spec_accepted),
-                ] {
+                for (k, v) in e.fields() {
                     if let Some(v) = v {
                         out.push_str(", \"");
                         out.push_str(k);
