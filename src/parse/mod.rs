@@ -114,6 +114,8 @@ pub struct Summary {
     pub report: Report,
     /// Meta files that could not be opened.
     pub unreadable: Vec<String>,
+    /// Losses per process (also the `losses` table of profiler.db).
+    pub losses: Vec<export::losses::Row>,
     /// Files written (relative to the output directory).
     pub outputs: Vec<String>,
     /// Wall time.
@@ -241,7 +243,16 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();
                     report.problems.push(format!("{} part {k}: internal error while reading ({what}); this part was skipped", p.files.stem));
-                    ProcResult { partial: Partial::default(), report, domains: 0, fragment: None, threads: Vec::new(), perfetto: None, counters: Vec::new(), io_error: None }
+                    ProcResult {
+                        partial: Partial::default(),
+                        report,
+                        domains: 0,
+                        fragment: None,
+                        threads: Vec::new(),
+                        perfetto: None,
+                        counters: Vec::new(),
+                        io_error: None,
+                    }
                 });
                 if *k > 0 {
                     // Per-process counters and meta problems are reported by part 0 only.
@@ -269,11 +280,13 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let mut fragments = Vec::new();
     let mut pf_fragments = Vec::new();
     let mut counters: Vec<Vec<String>> = vec![Vec::new(); infos.len()];
+    let mut per_process = vec![Report::default(); infos.len()];
     for (i, _, r) in results {
         if let Some(e) = r.io_error {
             return Err(Error::Io(format!("writing trace output: {e}")));
         }
         summary.report.merge(&r.report);
+        per_process[i].merge(&r.report);
         domains[i] |= r.domains;
         for t in r.threads {
             if !threads[i].iter().any(|x| x.tid == t.tid) {
@@ -292,6 +305,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     for t in threads.iter_mut() {
         t.sort_by_key(|x| x.tid);
     }
+    let losses = export::losses::rows(&procs, &per_process);
     let roles: Vec<Role> = infos.iter().zip(&domains).map(|(info, d)| info.meta_role.unwrap_or_else(|| Role::infer(*d))).collect();
     summary.records = summary.report.records;
     summary.processes = infos.len();
@@ -344,7 +358,8 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             }
         }
         if let Some(d) = db {
-            r.push(("profiler.db".into(), d.finish(&m).map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
+            let db = d.finish(&m).and_then(|_| export::losses::write_db(&out.join("profiler.db"), &losses));
+            r.push(("profiler.db".into(), db.map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
         }
         r
     };
@@ -354,6 +369,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             summary.outputs.push(name);
         }
     }
+    summary.losses = losses;
     summary.elapsed = t0.elapsed();
     Ok(summary)
 }
@@ -374,6 +390,7 @@ pub fn summary_text(s: &Summary, out: &Path) -> String {
         "losses: {} dropped, {} overwritten, {} oversize by the recorder; {} torn record(s), {} corrupt chunk(s) ({} bytes) skipped; {} process(es) not shut down cleanly\n",
         r.dropped, r.overwritten, r.oversize, r.torn_records, r.corrupt_chunks, r.corrupt_bytes, r.unclean
     );
+    t += &export::losses::summary_lines(&s.losses);
     for u in &s.unreadable {
         t += &format!("skipped unreadable: {u}\n");
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::clock::Anchor;
-use crate::files::meta::{at, entry, Counter, COUNTERS_AT, ENTRY_HEADER, FLAGS_AT, FLAG_CLEAN, HEADER_BYTES, MAGIC, N_COUNTERS};
+use crate::files::meta::{at, entry, Counter, COUNTERS_AT, ENTRY_HEADER, FLAGS_AT, FLAG_CLEAN, FLAG_WRITE_FAILED, HEADER_BYTES, MAGIC, N_COUNTERS};
 
 /// A capture start/stop marker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +34,9 @@ pub struct ProcessMeta {
     pub utc_offset_s: i32,
     /// The process shut down cleanly (false: killed, crashed, or still running).
     pub clean: bool,
+    /// Creating or growing a capture file failed with this errno (`Some(0)`: unknown errno);
+    /// records from then on were dropped and counted.
+    pub write_error: Option<u32>,
     /// Live counters from the header (see `files::meta::Counter`).
     pub counters: [u64; N_COUNTERS],
     /// Interned strings by id (index 0 unused).
@@ -99,6 +102,7 @@ pub fn parse(data: &[u8]) -> Result<ProcessMeta, String> {
         anchors: vec![Anchor { realtime_ns: u64at(data, at::REALTIME) as i64, monotonic_ns: u64at(data, at::MONOTONIC) }],
         utc_offset_s: u32at(data, at::UTC_OFFSET) as i32,
         clean: u32at(data, FLAGS_AT) & FLAG_CLEAN != 0,
+        write_error: (u32at(data, FLAGS_AT) & FLAG_WRITE_FAILED != 0).then(|| u32at(data, at::WRITE_ERRNO)),
         ..ProcessMeta::default()
     };
     for i in 0..N_COUNTERS {

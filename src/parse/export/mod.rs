@@ -6,6 +6,7 @@ pub mod csv;
 pub mod db;
 pub mod forward_csv;
 pub mod kvcache_csv;
+pub mod losses;
 pub mod perfetto;
 pub mod request_csv;
 pub mod request_status;
