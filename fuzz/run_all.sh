@@ -14,6 +14,7 @@ mkdir -p logs
 rc=0
 for t in "${TARGETS[@]}"; do
     echo "== $t: ${SECS}s ($(date -u +%FT%TZ))"
+    mkdir -p artifacts
     if [ "$t" = expr ]; then
         PYTHONPATH=../python_shim "${ATHERIS_PYTHON:-/tmp/atheris/bin/python}" atheris_expr.py corpus/expr \
             -max_total_time="$SECS" -artifact_prefix=artifacts/expr- -print_final_stats=1 > "logs/$t.log" 2>&1 || rc=1

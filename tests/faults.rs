@@ -189,7 +189,9 @@ fn config_fault_child() {
         // wait for the parent to inject fault `name`, then record (and intern new strings, which
         // takes the control lock) for a while: nothing may block or change the capture state
         let go = dir.join(format!("go-{name}"));
+        let t0 = Instant::now();
         while !go.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(60), "the parent went away");
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(250)); // several control ticks

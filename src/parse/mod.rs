@@ -8,6 +8,7 @@ pub mod export;
 pub mod model;
 pub mod output;
 pub mod time;
+pub mod trust;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -140,6 +141,7 @@ pub fn validate(opts: &Options) -> Result<(), Error> {
         Ok(_) => return Err(Error::Usage(format!("input path {} is not a directory", opts.input.display()))),
         Err(e) => return Err(Error::Usage(format!("input path {}: {e}", opts.input.display()))),
     }
+    trust::check_root(&opts.input).map_err(Error::Usage)?;
     if let Some(l) = output::symlink_in(&opts.output) {
         return Err(Error::Usage(format!(
             "output path {} goes through the symlink {}; refusing to write through symlinks",
@@ -180,6 +182,10 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let mut summary = Summary::default();
     let mut procs: Vec<Process> = Vec::new();
     for fs in sets {
+        if let Err(e) = trust::check_set(&fs) {
+            summary.unreadable.push(e);
+            continue;
+        }
         match Process::open(fs) {
             Ok(p) => procs.push(p),
             Err(e) => summary.unreadable.push(e),
