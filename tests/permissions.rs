@@ -42,7 +42,12 @@ fn parse(input: &Path, out: &Path) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_msserviceprofiler"));
     c.args(["parse", "--input-path"]).arg(input).arg("--output-path").arg(out);
     // SAFETY: umask is async-signal-safe.
-    unsafe { c.pre_exec(|| Ok(drop(libc::umask(0)))) };
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        })
+    };
     c.output().unwrap()
 }
 

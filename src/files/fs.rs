@@ -129,7 +129,7 @@ fn refine(e: io::Error, path: &Path) -> io::Error {
 pub fn check_fsize_limit(len: u64) -> io::Result<()> {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: valid out pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut r) } == 0 && r.rlim_cur != libc::RLIM_INFINITY && len > r.rlim_cur as u64 {
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut r) } == 0 && r.rlim_cur != libc::RLIM_INFINITY && len > r.rlim_cur {
         return Err(io::Error::from_raw_os_error(libc::EFBIG));
     }
     Ok(())
