@@ -18,7 +18,7 @@ fn framed(data: &[u8]) -> Vec<u8> {
     out[16..16 + n.saturating_sub(8)].copy_from_slice(&data[8.min(n)..n]);
     let mut rest = &data[n..];
     while rest.len() >= 4 {
-        let kind = u16::from_le_bytes([rest[0], rest[1]]);
+        let kind = u16::from_le_bytes([rest[0], rest[1]]) % 64 + 1; // the reader's valid kinds
         let len = (u16::from_le_bytes([rest[2], rest[3]]) as usize).min(rest.len() - 4);
         let payload = &rest[4..4 + len];
         let total = (16 + len + 7) & !7;

@@ -48,12 +48,13 @@ pub struct Row {
 impl Row {
     /// Records lost by this process (not counting expression errors, which lose one attribute).
     pub fn lost(&self) -> u64 {
-        self.dropped + self.overwritten + self.oversize + self.hook_errors + self.torn_records
+        // Saturating: the counters come from files and may be damaged.
+        [self.overwritten, self.oversize, self.hook_errors, self.torn_records].iter().fold(self.dropped, |a, &b| a.saturating_add(b))
     }
 
     /// Whether anything at all was lost or went wrong.
     pub fn any(&self) -> bool {
-        self.lost() + self.expr_errors + self.corrupt_chunks > 0 || !self.clean || self.write_error.is_some()
+        self.lost() > 0 || self.expr_errors > 0 || self.corrupt_chunks > 0 || !self.clean || self.write_error.is_some()
     }
 }
 
@@ -89,8 +90,8 @@ fn errno_text(e: u32) -> String {
 /// Summary lines for the processes that lost something (all of them, one line each).
 pub fn summary_lines(rows: &[Row]) -> String {
     let mut t = String::new();
-    let hook: u64 = rows.iter().map(|r| r.hook_errors).sum();
-    let expr: u64 = rows.iter().map(|r| r.expr_errors).sum();
+    let hook = rows.iter().fold(0u64, |a, r| a.saturating_add(r.hook_errors));
+    let expr = rows.iter().fold(0u64, |a, r| a.saturating_add(r.expr_errors));
     t += &format!("shim errors: {hook} hook error(s) (records lost), {expr} attribute expression error(s) (attributes lost)\n");
     for r in rows.iter().filter(|r| r.any()) {
         t += &format!(
