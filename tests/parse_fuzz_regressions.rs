@@ -64,3 +64,30 @@ fn extreme_counters_and_anchors_saturate() {
     assert!(text.contains(&format!("shim errors: {} hook error(s)", u64::MAX)), "{text}");
     assert_eq!(s.losses.len(), 2);
 }
+
+/// A STRING entry with a huge id (found by the meta_reader target: 400 MB allocated for one
+/// 24-byte entry) is ignored; ids up to the number of entries the file can hold are kept.
+#[test]
+fn huge_string_id_does_not_allocate() {
+    use ms_service_profiler::files::meta::{entry, HEADER_BYTES, MAGIC, VERSION};
+    let mut b = vec![0u8; HEADER_BYTES as usize];
+    b[..8].copy_from_slice(MAGIC);
+    b[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    let mut put = |id: u32, s: &[u8]| {
+        let payload = [&id.to_le_bytes()[..], s].concat();
+        let total = (16 + payload.len() + 7) & !7;
+        b.extend_from_slice(&(total as u32).to_le_bytes());
+        b.extend_from_slice(&entry::STRING.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        b.extend_from_slice(&payload);
+        b.resize(b.len() + total - 16 - payload.len(), 0);
+    };
+    put(1, b"Request");
+    put(16_000_000, b"damage");
+    let m = ms_service_profiler::reader::meta::parse(&b).unwrap();
+    assert_eq!(m.string(1), "Request");
+    assert_eq!(m.string(16_000_000), "<unknown>");
+    assert!(m.strings.len() <= b.len() / 16, "{} slots for a {}-byte file", m.strings.len(), b.len());
+}
