@@ -34,11 +34,7 @@ fn child(role: &str, steps: u64) {
     ffi::msp_init();
     let base = ffi::msp_now();
     let (eng, sch, kvd, exe) = (id("Engine"), id("Schedule"), id("Schedule.KVCache"), id("Execute"));
-    let names: Vec<u32> =
-        ["httpReq", "tokenize", "detokenize", "httpRes", "Enqueue", "Dequeue", "KVCacheStatus", "batchFrameworkProcessing", "modelExec", "forward"]
-            .iter()
-            .map(|s| id(s))
-            .collect();
+    let names: Vec<u32> = ["httpReq", "tokenize", "detokenize", "httpRes", "Enqueue", "Dequeue", "KVCacheStatus", "batchFrameworkProcessing", "modelExec", "forward"].iter().map(|s| id(s)).collect();
     for s in 0..steps {
         let t = base + s * 10_000_000;
         let live: Vec<u64> = (s.saturating_sub(15)..=s).collect();
@@ -75,10 +71,7 @@ fn capture(dir: &Path, records: u64) {
     // ≈ 9 records per step across both processes.
     let steps = records / 9;
     let exe = std::env::current_exe().unwrap();
-    let kids: Vec<_> = ["api", "engine"]
-        .iter()
-        .map(|r| Command::new(&exe).env(CHILD, format!("{r}:{steps}")).env("SERVICE_PROF_CONFIG_PATH", &cfg).env("PROF_LOG_LEVEL", "ERROR").spawn().unwrap())
-        .collect();
+    let kids: Vec<_> = ["api", "engine"].iter().map(|r| Command::new(&exe).env(CHILD, format!("{r}:{steps}")).env("SERVICE_PROF_CONFIG_PATH", &cfg).env("PROF_LOG_LEVEL", "ERROR").spawn().unwrap()).collect();
     for mut k in kids {
         assert!(k.wait().unwrap().success());
     }
@@ -99,8 +92,7 @@ fn main() {
     capture(tmp.path(), records);
     let prof = tmp.path().join("prof");
     let out = tmp.path().join("out");
-    let opts =
-        |formats: Vec<Format>| Options { input: prof.clone(), output: out.clone(), formats, spans: Vec::new(), timezone: None, jobs: 0, progress: false };
+    let opts = |formats: Vec<Format>| Options { input: prof.clone(), output: out.clone(), formats, spans: Vec::new(), timezone: None, jobs: 0, progress: false };
     let n = parse::run(&opts(vec![Format::Csv])).unwrap().records;
     eprintln!("capture: {n} records");
     let mut c = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(20)).configure_from_args();

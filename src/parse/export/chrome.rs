@@ -80,13 +80,7 @@ pub fn write(m: &Model, dir: &Path, fragments: &[PathBuf]) -> std::io::Result<()
             };
             sep(&mut w)?;
             let bp = if ph == "s" { "" } else { ",\"bp\":\"e\"" };
-            write!(
-                w,
-                "{{\"name\":{name_json},\"ph\":\"{ph}\",\"id\":{rid_json},\"cat\":{rid_json},\"pid\":{},\"tid\":{},\"ts\":{}{bp}}}",
-                p.pid,
-                p.tid,
-                time::us_text(p.ts)
-            )?;
+            write!(w, "{{\"name\":{name_json},\"ph\":\"{ph}\",\"id\":{rid_json},\"cat\":{rid_json},\"pid\":{},\"tid\":{},\"ts\":{}{bp}}}", p.pid, p.tid, time::us_text(p.ts))?;
         }
     }
     for (i, threads) in m.threads.iter().enumerate() {
