@@ -40,7 +40,8 @@ impl Anchor {
 
     /// Convert a monotonic timestamp to epoch ns using this anchor.
     pub fn to_realtime(&self, mono: u64) -> i64 {
-        self.realtime_ns + (mono as i64 - self.monotonic_ns as i64)
+        // i128: arbitrary (damaged) timestamps saturate instead of overflowing.
+        (self.realtime_ns as i128 + mono as i128 - self.monotonic_ns as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
     }
 }
 

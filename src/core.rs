@@ -374,7 +374,7 @@ impl Core {
         self.set_enabled(c, false, reason);
         c.cfg.enable = false;
         let Some(w) = c.watch.as_mut() else { return };
-        let res = std::fs::read_to_string(w.path()).map_err(|e| e.to_string()).and_then(|text| {
+        let res = crate::control::watch::read_config(w.path()).map_err(|e| e.to_string()).and_then(|text| {
             let new = config::set_enable_text(&text, false).ok_or_else(|| "no top-level \"enable\" key".to_string())?;
             fs::replace_atomically(w.path(), new.as_bytes()).map_err(|e| e.to_string())
         });
@@ -562,6 +562,7 @@ impl Core {
             return Some(r);
         }
         if f.failed_gen.is_some() {
+            Self::count_unkept(&f);
             return None;
         }
         let geo = Geometry {
@@ -581,12 +582,24 @@ impl Core {
             }
             Err(e) => {
                 f.failed_gen = Some(gen);
+                if let Some(m) = &f.meta {
+                    m.counters().set_write_failed(e.raw_os_error().unwrap_or(0));
+                }
+                Self::count_unkept(&f);
                 log::log(
                     Level::Error,
                     &format!("cannot open capture files under {}: {e}; records are not kept until capture is re-enabled", run_dir.display()),
                 );
                 None
             }
+        }
+    }
+
+    /// A record not kept because the file set could not be opened: counted as dropped in the
+    /// meta file, when that much exists.
+    fn count_unkept(f: &Files) {
+        if let Some(m) = &f.meta {
+            m.counters().get(Counter::Dropped).fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -107,6 +107,8 @@ fn dump(root: &std::path::Path, records: bool) -> ExitCode {
             "records": r.records, "dropped": r.dropped, "overwritten": r.overwritten, "oversize": r.oversize,
             "device_dropped": r.device_dropped, "torn": r.torn_records, "corrupt_chunks": r.corrupt_chunks, "clean_shutdown": p.meta.clean,
             "hook_errors": r.hook_errors, "expr_errors": r.expr_errors,
+            "committed": p.meta.counter(ms_service_profiler::files::meta::Counter::Written),
+            "write_error": p.meta.write_error.map(|e| std::io::Error::from_raw_os_error(e as i32).to_string()),
             "info": p.meta.meta.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
         });
         let _ = writeln!(out, "{line}");

@@ -2,7 +2,8 @@
 //! mtime ns, ctime ns), which catches in-place writes and rename-style writes (`sed -i`, editors)
 //! alike, including several edits within one second.
 
-use std::os::unix::fs::MetadataExt;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::config::{self, Config, ParseError, Warning};
@@ -61,7 +62,10 @@ impl Watch {
         if meta.as_ref().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
             return Some(Change::Unreadable(format!("{} is a symlink; not read", self.path.display())));
         }
-        match std::fs::read_to_string(&self.path) {
+        if meta.as_ref().is_ok_and(|m| !m.is_file()) {
+            return Some(Change::Unreadable(format!("{} is not a regular file; not read", self.path.display())));
+        }
+        match read_config(&self.path) {
             Err(e) => Some(Change::Unreadable(format!("cannot read {}: {e}", self.path.display()))),
             Ok(text) => Some(match config::parse(&text, &self.home) {
                 Ok((c, w)) => Change::Config(c, w),
@@ -74,6 +78,24 @@ impl Watch {
     pub fn accept_current(&mut self) {
         self.last = stamp(&self.path);
     }
+}
+
+/// Largest config file read (a real one is a few hundred bytes).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Read the config text without ever blocking (a FIFO swapped in is opened non-blocking) or
+/// following a symlink, and without reading more than [`MAX_CONFIG_BYTES`].
+pub fn read_config(path: &Path) -> std::io::Result<String> {
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut text = String::new();
+    f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {MAX_CONFIG_BYTES} bytes")));
+    }
+    Ok(text)
 }
 
 /// A content hash for "warn once per distinct content".

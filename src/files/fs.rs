@@ -124,9 +124,21 @@ fn refine(e: io::Error, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
+/// Fail with `EFBIG` when growing a file to `len` bytes would exceed the process's
+/// `RLIMIT_FSIZE`: the kernel would otherwise send `SIGXFSZ`, which kills the traced process.
+pub fn check_fsize_limit(len: u64) -> io::Result<()> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut r) } == 0 && r.rlim_cur != libc::RLIM_INFINITY && len > r.rlim_cur {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    }
+    Ok(())
+}
+
 /// Reserve the blocks of `f` up to `len` bytes so that writes through a mapping can never hit a
 /// full disk (which would raise SIGBUS in the traced process).
 pub fn preallocate(f: &File, len: u64) -> io::Result<()> {
+    check_fsize_limit(len)?;
     // SAFETY: valid fd.
     let r = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len as libc::off_t) };
     if r != 0 {

@@ -28,6 +28,10 @@ pub const COUNTERS_AT: usize = 256;
 pub const FLAGS_AT: usize = 44;
 /// Flag: the process shut the file set down cleanly.
 pub const FLAG_CLEAN: u32 = 1;
+/// Flag: creating or growing a capture file failed (disk full, quota, file-size limit, run
+/// directory removed); records from then on were dropped and counted. The errno is at
+/// [`at::WRITE_ERRNO`].
+pub const FLAG_WRITE_FAILED: u32 = 2;
 
 /// Meta-log entry kinds.
 pub mod entry {
@@ -122,6 +126,8 @@ pub mod at {
     pub const HOSTNAME: usize = 48;
     /// 64 bytes stem, NUL padded.
     pub const STEM: usize = 112;
+    /// u32 errno of the first failed file creation or write (with [`super::FLAG_WRITE_FAILED`]).
+    pub const WRITE_ERRNO: usize = 176;
 }
 
 /// An open meta file (writer side).
@@ -140,6 +146,15 @@ impl Counters {
     pub fn get(&self, c: Counter) -> &AtomicU64 {
         // SAFETY: the map is 4096 bytes, page aligned; COUNTERS_AT + 8*16 < 4096; u64 aligned.
         unsafe { &*(self.0.as_mut_ptr().add(COUNTERS_AT + 8 * c as usize) as *const AtomicU64) }
+    }
+
+    /// Record that creating or growing a capture file failed with `errno` (the first one is kept).
+    pub fn set_write_failed(&self, errno: i32) {
+        // SAFETY: aligned u32s inside the header page.
+        let (f, e) = unsafe { (&*(self.0.as_mut_ptr().add(FLAGS_AT) as *const AtomicU32), &*(self.0.as_mut_ptr().add(at::WRITE_ERRNO) as *const AtomicU32)) };
+        if f.fetch_or(FLAG_WRITE_FAILED, Ordering::AcqRel) & FLAG_WRITE_FAILED == 0 {
+            e.store(errno.max(0) as u32, Ordering::Release);
+        }
     }
 
     /// Mark (or unmark) a clean shutdown.
@@ -161,6 +176,7 @@ fn put(h: &mut [u8], at: usize, b: &[u8]) {
 impl MetaFile {
     /// Create the file (already opened exclusively by the caller) and write its header.
     pub fn create(file: File, info: &ProcessInfo) -> io::Result<MetaFile> {
+        crate::files::fs::check_fsize_limit(HEADER_BYTES)?; // before set_len, which would raise SIGXFSZ
         file.set_len(HEADER_BYTES)?;
         crate::files::fs::preallocate(&file, HEADER_BYTES)?;
         let mut h = vec![0u8; HEADER_BYTES as usize];
@@ -204,7 +220,11 @@ impl MetaFile {
             buf.extend_from_slice(p);
         }
         buf.resize(total, 0);
-        self.file.write_all_at(&buf, self.end)?;
+        let res = crate::files::fs::check_fsize_limit(self.end + total as u64).and_then(|_| self.file.write_all_at(&buf, self.end));
+        if let Err(e) = res {
+            self.counters.set_write_failed(e.raw_os_error().unwrap_or(0));
+            return Err(e);
+        }
         self.end += total as u64;
         Ok(())
     }

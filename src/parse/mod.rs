@@ -9,6 +9,7 @@ pub mod import;
 pub mod model;
 pub mod output;
 pub mod time;
+pub mod trust;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -115,6 +116,8 @@ pub struct Summary {
     pub report: Report,
     /// Meta files that could not be opened.
     pub unreadable: Vec<String>,
+    /// Losses per process (also the `losses` table of profiler.db).
+    pub losses: Vec<export::losses::Row>,
     /// Files written (relative to the output directory).
     pub outputs: Vec<String>,
     /// Wall time.
@@ -143,6 +146,7 @@ pub fn validate(opts: &Options) -> Result<(), Error> {
         Ok(_) => return Err(Error::Usage(format!("input path {} is not a directory", opts.input.display()))),
         Err(e) => return Err(Error::Usage(format!("input path {}: {e}", opts.input.display()))),
     }
+    trust::check_root(&opts.input).map_err(Error::Usage)?;
     if let Some(l) = output::symlink_in(&opts.output) {
         return Err(Error::Usage(format!(
             "output path {} goes through the symlink {}; refusing to write through symlinks",
@@ -183,6 +187,10 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let mut summary = Summary::default();
     let mut procs: Vec<Process> = Vec::new();
     for fs in sets {
+        if let Err(e) = trust::check_set(&fs) {
+            summary.unreadable.push(e);
+            continue;
+        }
         match Process::open(fs) {
             Ok(p) => procs.push(p),
             Err(e) => summary.unreadable.push(e),
@@ -292,6 +300,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let mut db_parts = Vec::new();
     let mut spills = Vec::new();
     let mut counters: Vec<Vec<String>> = vec![Vec::new(); infos.len()];
+    let mut per_process = vec![Report::default(); infos.len()];
     for (i, _, r) in results {
         if let Some(e) = r.io_error {
             for w in 0..n_parts {
@@ -300,6 +309,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             return Err(Error::Io(format!("writing trace output: {e}")));
         }
         summary.report.merge(&r.report);
+        per_process[i].merge(&r.report);
         domains[i] |= r.domains;
         for t in r.threads {
             if !threads[i].iter().any(|x| x.tid == t.tid) {
@@ -320,6 +330,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     for t in threads.iter_mut() {
         t.sort_by_key(|x| x.tid);
     }
+    let losses = export::losses::rows(&procs, &per_process);
     let roles: Vec<Role> = infos.iter().zip(&domains).map(|(info, d)| info.meta_role.unwrap_or_else(|| Role::infer(*d))).collect();
     summary.records = summary.report.records;
     summary.processes = infos.len();
@@ -378,7 +389,8 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             }
         }
         if let Some(d) = db {
-            r.push(("profiler.db".into(), d.finish(&m, &db_parts).map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
+            let db = d.finish(&m, &db_parts).and_then(|_| export::losses::write_db(&out.join("profiler.db"), &losses));
+            r.push(("profiler.db".into(), db.map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
         }
         r
     };
@@ -389,6 +401,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             summary.outputs.push(name);
         }
     }
+    summary.losses = losses;
     summary.elapsed = t0.elapsed();
     Ok(summary)
 }
@@ -412,6 +425,7 @@ pub fn summary_text(s: &Summary, out: &Path) -> String {
     if r.device_dropped > 0 {
         t += &format!("device records lost before the ring (MSPTI buffers full, or hand-off queue full): {}\n", r.device_dropped);
     }
+    t += &export::losses::summary_lines(&s.losses);
     for u in &s.unreadable {
         t += &format!("skipped unreadable: {u}\n");
     }

@@ -15,9 +15,14 @@ pub fn create_file(path: &Path) -> std::io::Result<File> {
     Ok(f)
 }
 
-/// Create `dir` (and parents) and set it to 0750.
+/// Create `dir` (and parents) and set it to 0750. A symlink already there is refused, never
+/// followed (its target would otherwise be chmod-ed and written into).
 pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    if !std::fs::symlink_metadata(dir)?.is_dir() {
+        let msg = format!("{} is a symlink or not a directory; refusing to write through it", dir.display());
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg));
+    }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
 }
 

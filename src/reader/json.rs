@@ -58,7 +58,7 @@ pub fn record(m: &ProcessMeta, v: &View<'_>) -> J {
     let obj = o.as_object_mut().unwrap();
     match v.kind {
         Kind::Span => {
-            obj.insert("dur_ns".into(), J::from(v.t1 as i64 - v.t0 as i64));
+            obj.insert("dur_ns".into(), J::from((v.t1 as i64).saturating_sub(v.t0 as i64)));
         }
         Kind::Metric => {
             obj.insert("value".into(), J::from(v.metric_value()));

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::clock::Anchor;
-use crate::files::meta::{at, entry, Counter, COUNTERS_AT, ENTRY_HEADER, FLAGS_AT, FLAG_CLEAN, HEADER_BYTES, MAGIC, N_COUNTERS};
+use crate::files::meta::{at, entry, Counter, COUNTERS_AT, ENTRY_HEADER, FLAGS_AT, FLAG_CLEAN, FLAG_WRITE_FAILED, HEADER_BYTES, MAGIC, N_COUNTERS};
 
 /// A capture start/stop marker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +34,9 @@ pub struct ProcessMeta {
     pub utc_offset_s: i32,
     /// The process shut down cleanly (false: killed, crashed, or still running).
     pub clean: bool,
+    /// Creating or growing a capture file failed with this errno (`Some(0)`: unknown errno);
+    /// records from then on were dropped and counted.
+    pub write_error: Option<u32>,
     /// Live counters from the header (see `files::meta::Counter`).
     pub counters: [u64; N_COUNTERS],
     /// Interned strings by id (index 0 unused).
@@ -99,11 +102,15 @@ pub fn parse(data: &[u8]) -> Result<ProcessMeta, String> {
         anchors: vec![Anchor { realtime_ns: u64at(data, at::REALTIME) as i64, monotonic_ns: u64at(data, at::MONOTONIC) }],
         utc_offset_s: u32at(data, at::UTC_OFFSET) as i32,
         clean: u32at(data, FLAGS_AT) & FLAG_CLEAN != 0,
+        write_error: (u32at(data, FLAGS_AT) & FLAG_WRITE_FAILED != 0).then(|| u32at(data, at::WRITE_ERRNO)),
         ..ProcessMeta::default()
     };
     for i in 0..N_COUNTERS {
         m.counters[i] = u64at(data, COUNTERS_AT + 8 * i);
     }
+    // Ids are handed out densely from 1, one entry (≥ 16 bytes) each: a larger id is damage, and
+    // honouring it would allocate up to 2^24 slots (found by fuzzing: 400 MB for one entry).
+    let max_id = (data.len() / ENTRY_HEADER).min(1 << 24);
     let mut pos = HEADER_BYTES as usize;
     let mut bad_from: Option<usize> = None;
     while pos + ENTRY_HEADER <= data.len() {
@@ -113,7 +120,7 @@ pub fn parse(data: &[u8]) -> Result<ProcessMeta, String> {
                     m.problems.push(format!("meta log: {} damaged bytes skipped at offset {b}", pos - b));
                     m.skipped_bytes += (pos - b) as u64;
                 }
-                apply(&mut m, kind, payload);
+                apply(&mut m, kind, payload, max_id);
                 pos += len;
             }
             None => {
@@ -145,11 +152,11 @@ fn entry_at(data: &[u8], pos: usize) -> Option<(u16, &[u8], usize)> {
     (crc32fast::hash(payload) == crc).then_some((kind, payload, len))
 }
 
-fn apply(m: &mut ProcessMeta, kind: u16, p: &[u8]) {
+fn apply(m: &mut ProcessMeta, kind: u16, p: &[u8], max_id: usize) {
     match kind {
         entry::STRING if p.len() >= 4 => {
             let id = u32at(p, 0) as usize;
-            if id < 1 << 24 {
+            if id <= max_id {
                 if m.strings.len() <= id {
                     m.strings.resize(id + 1, None);
                 }

@@ -108,21 +108,23 @@ pub struct Report {
 impl Report {
     /// Add another report into this one.
     pub fn merge(&mut self, o: &Report) {
-        self.records += o.records;
-        self.chunks += o.chunks;
-        self.open_chunks += o.open_chunks;
-        self.torn_records += o.torn_records;
-        self.torn_bytes += o.torn_bytes;
-        self.corrupt_chunks += o.corrupt_chunks;
-        self.corrupt_bytes += o.corrupt_bytes;
-        self.raced_chunks += o.raced_chunks;
-        self.dropped += o.dropped;
-        self.overwritten += o.overwritten;
-        self.oversize += o.oversize;
-        self.device_dropped += o.device_dropped;
-        self.hook_errors += o.hook_errors;
-        self.expr_errors += o.expr_errors;
-        self.unclean += o.unclean;
+        // Saturating: several counters come from the (possibly damaged) meta files.
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.records, o.records);
+        add(&mut self.chunks, o.chunks);
+        add(&mut self.open_chunks, o.open_chunks);
+        add(&mut self.torn_records, o.torn_records);
+        add(&mut self.torn_bytes, o.torn_bytes);
+        add(&mut self.corrupt_chunks, o.corrupt_chunks);
+        add(&mut self.corrupt_bytes, o.corrupt_bytes);
+        add(&mut self.raced_chunks, o.raced_chunks);
+        add(&mut self.dropped, o.dropped);
+        add(&mut self.overwritten, o.overwritten);
+        add(&mut self.oversize, o.oversize);
+        add(&mut self.device_dropped, o.device_dropped);
+        add(&mut self.hook_errors, o.hook_errors);
+        add(&mut self.expr_errors, o.expr_errors);
+        add(&mut self.unclean, o.unclean);
         self.problems.extend(o.problems.iter().cloned());
     }
 }

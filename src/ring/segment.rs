@@ -84,7 +84,6 @@ pub struct Segment {
     populated: AtomicU64,
 }
 
-
 /// The file name of segment `index` of file set `stem`.
 pub fn file_name(stem: &str, index: u32) -> String {
     format!("{stem}.{index:06}.ring")
@@ -95,6 +94,7 @@ impl Segment {
     pub fn create(dir: &Dir, stem: &str, index: u32, segment_bytes: u64, chunk_bytes: usize, overwrite: bool, pid: u32) -> io::Result<Segment> {
         let chunk_count = ((segment_bytes as usize).saturating_sub(HEADER_BYTES) / chunk_bytes).max(1);
         let len = HEADER_BYTES + chunk_count * chunk_bytes;
+        crate::files::fs::check_fsize_limit(len as u64)?; // before set_len, which would raise SIGXFSZ
         let file = dir.create_new(&file_name(stem, index))?;
         file.set_len(len as u64)?;
         preallocate(&file, len as u64)?;

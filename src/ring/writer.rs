@@ -354,6 +354,7 @@ impl Ring {
             }
             Err(e) => {
                 self.exhausted.store(true, Ordering::Relaxed);
+                self.counters.set_write_failed(e.raw_os_error().unwrap_or(0));
                 crate::log::once(
                     crate::log::Level::Error,
                     "ring-segment",

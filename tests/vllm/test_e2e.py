@@ -33,7 +33,7 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.dirname(sys.executable)
 VLLM = os.path.join(BIN, "vllm")
-CLI = os.path.join(BIN, "msserviceprofiler")
+CLI = os.environ.get("MSP_CLI") or os.path.join(BIN, "msserviceprofiler")  # MSP_CLI: a dev build
 MODEL_DIR = os.environ.get("MSP_TINY_MODEL",
                            os.path.join(os.path.expanduser("~"), ".cache", "msp", "tiny-qwen2"))
 START_TIMEOUT = float(os.environ.get("MSP_VLLM_START_TIMEOUT", "420"))

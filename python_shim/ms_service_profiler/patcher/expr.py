@@ -16,19 +16,43 @@ Names: the target's parameter names (bound against its real signature, defaults 
 ``this``/``self`` (the instance, or the class for a classmethod), ``args`` (the positional
 arguments as passed, the instance at ``args[0]`` for methods), ``kwargs`` (every bound
 parameter by name, plus the extra keyword arguments), ``return``/``ret`` (the return value).
-Names and attributes starting with ``__`` are rejected at compile time.
+Names and attributes starting with ``__`` are rejected at compile time, and so are the
+attributes that lead from an object to interpreter internals (frames, code objects, globals,
+builtins: ``f_globals``, ``gi_frame``, ``tb_frame``, ``func_globals``, ...) and string indexes
+that are dunders.  At run time, attributes of modules (which are their globals) are refused.
+Only ``len``, ``str``, ``int``, ``float``, ``bool`` and ``attr`` can be called; there is no
+other call syntax.  Expressions are limited to ``MAX_LEN`` characters and ``MAX_DEPTH`` levels
+of nesting.
 """
 
 import re
+import types
 
-__all__ = ["ExprError", "compile_expr", "Compiled", "Env", "Binder"]
+__all__ = ["ExprError", "ExprRuntimeError", "compile_expr", "Compiled", "Env", "Binder"]
 
 CONVERTERS = {"len": len, "str": str, "int": int, "float": float, "bool": bool}
 SPECIAL_NAMES = ("this", "self", "args", "kwargs", "return", "ret")
 
 
+MAX_LEN = 4096
+MAX_DEPTH = 64
+
+# Attributes that reach frames, code, globals or builtins without a dunder name.
+FORBIDDEN_ATTRS = frozenset((
+    "f_globals", "f_builtins", "f_locals", "f_back", "f_code", "f_trace", "f_lineno",
+    "gi_frame", "gi_code", "gi_yieldfrom", "gi_suspended",
+    "cr_frame", "cr_code", "cr_await", "cr_origin", "ag_frame", "ag_code", "ag_await",
+    "tb_frame", "tb_next", "func_globals", "func_code", "func_closure", "func_dict",
+    "im_func", "im_self", "mro", "cell_contents",
+))
+
+
 class ExprError(ValueError):
     """Compile-time error (syntax, forbidden name)."""
+
+
+class ExprRuntimeError(RuntimeError):
+    """Evaluation refused by the sandbox (e.g. reading a module's attributes)."""
 
 
 _TOKEN_RE = re.compile(r"""
@@ -70,6 +94,8 @@ def tokenize(text):
         if kind == "str":
             toks.append(("str", _unquote(val), pos))
         elif kind == "int":
+            if len(val) > 40:
+                raise ExprError("integer literal at %d is too long" % pos)
             toks.append(("int", int(val), pos))
         elif kind != "ws":
             toks.append((kind, val, pos))
@@ -81,6 +107,9 @@ def tokenize(text):
 def _check_name(name, pos, what):
     if name.startswith("__"):
         raise ExprError("%s %r at %d is not allowed (dunder names are rejected)" % (what, name, pos))
+    if what == "attribute" and (name in FORBIDDEN_ATTRS or name.startswith("co_")):
+        raise ExprError("attribute %r at %d is not allowed (it leads to interpreter internals: "
+                        "frames, code, globals or builtins)" % (name, pos))
 
 
 class _Missing(Exception):
@@ -216,6 +245,7 @@ class _Parser:
         self.text = text
         self.toks = tokenize(text)
         self.i = 0
+        self.depth = 0
         self.names = set()
 
     def peek(self):
@@ -242,6 +272,15 @@ class _Parser:
         return fn
 
     def pipeline(self):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprError("expression nested deeper than %d levels at %d" % (MAX_DEPTH, self.peek()[2]))
+        try:
+            return self._pipeline()
+        finally:
+            self.depth -= 1
+
+    def _pipeline(self):
         fn = self.primary()
         while self.peek()[0] == "op" and self.peek()[1] == "|":
             self.next()
@@ -286,7 +325,11 @@ class _Parser:
         if t[0] == "op" and t[1] == "-":
             n = self.expect("int")
             return -n[1]
-        if t[0] in ("int", "str"):
+        if t[0] == "int":
+            return t[1]
+        if t[0] == "str":
+            if t[1].startswith("__"):
+                raise ExprError("index %r at %d is not allowed (dunder names are rejected)" % (t[1], t[2]))
             return t[1]
         raise ExprError("index must be an integer or a string at %d" % t[2])
 
@@ -367,7 +410,11 @@ def _name_op(name):
 
 def _getattr_op(inner, attr):
     def f(env):
-        return getattr(inner(env), attr)
+        obj = inner(env)
+        if isinstance(obj, types.ModuleType):
+            raise ExprRuntimeError("reading attribute %r of module %r is not allowed (module "
+                                   "attributes are its globals)" % (attr, obj.__name__))
+        return getattr(obj, attr)
     return f
 
 
@@ -389,6 +436,8 @@ def compile_expr(text):
         raise ExprError("expression must be a string, got %s" % type(text).__name__)
     if not text.strip():
         raise ExprError("empty expression")
+    if len(text) > MAX_LEN:
+        raise ExprError("expression longer than %d characters" % MAX_LEN)
     p = _Parser(text)
     fn = p.parse()
     uses_return = bool(p.names & {"return", "ret"})

@@ -475,6 +475,11 @@ def resolve_handler(entry):
         _warn_once(("hres", h), "%s: handler %r is neither 'timer', 'pkg.mod:func' nor "
                    "'pkg.mod.func'; using the timer", entry.where(), h)
         return None
+    if not all(p.isidentifier() for p in modname.split(".") + attr.split(".")):
+        # only a dotted module path resolved through sys.path: never a file path or a relative name
+        _warn_once(("hres", h), "%s: handler %r is not a dotted module path ('pkg.mod:func'); "
+                   "using the timer", entry.where(), h)
+        return None
     try:
         obj = importlib.import_module(modname)
         for part in attr.split("."):

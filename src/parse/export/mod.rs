@@ -9,6 +9,7 @@ pub mod device_cols;
 pub mod device_db;
 pub mod forward_csv;
 pub mod kvcache_csv;
+pub mod losses;
 pub mod perfetto;
 pub mod request_csv;
 pub mod request_status;

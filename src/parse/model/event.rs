@@ -41,7 +41,7 @@ impl<'a> Event<'a> {
         let (m, v) = (it.process, &it.record);
         let mut attrs = Attrs::decode_cached(m, v, cache);
         let start = m.to_wall(v.t0);
-        let end = if v.kind == Kind::Span && v.t1 >= v.t0 { start + (v.t1 - v.t0) as i64 } else { start };
+        let end = if v.kind == Kind::Span && v.t1 >= v.t0 { start.saturating_add((v.t1 - v.t0).min(i64::MAX as u64) as i64) } else { start };
         let mut rids = Rids::from_strings(v.rids());
         if rids.is_empty() {
             if let Some(r) = attrs.rid.take() {
