@@ -45,7 +45,7 @@ sed -i "s#\"prof_dir\": \"[^\"]*\"#\"prof_dir\": \"$work/prof/\"#" "$cfg"
 
 "$venv/bin/python" "$root/scripts/bench_vllm_load.py" --url-a "http://127.0.0.1:$port_a" --url-p "http://127.0.0.1:$port_p" \
     --config "$cfg" --rounds "${MSP_BENCH_ROUNDS:-5}" --requests "${MSP_BENCH_REQUESTS:-96}" \
-    --max-tokens "${MSP_BENCH_TOKENS:-32}" --concurrency "${MSP_BENCH_CONCURRENCY:-8}" --json "$work/bench.json" | tee "$work/bench.md"
+    --max-tokens "${MSP_BENCH_TOKENS:-32}" --concurrency "${MSP_BENCH_CONCURRENCY:-8}" --json "$work/bench.json" --pid-a "${pids[0]}" --pid-p "${pids[1]}" | tee "$work/bench.md"
 
 echo "== shutdown with capture on"
 sed -i 's/"enable":\s*0/"enable": 1/' "$cfg"

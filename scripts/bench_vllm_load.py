@@ -27,6 +27,11 @@ import time
 
 import aiohttp
 
+try:
+    import psutil
+except ImportError:  # CPU accounting is optional
+    psutil = None
+
 
 async def one_request(session, url, prompt, max_tokens):
     """Send one streaming completion; return (latency s, ttft s, output tokens)."""
@@ -79,6 +84,32 @@ async def workload(url, n, concurrency, max_tokens):
     return {"wall_s": wall, "tokens": tokens, "latency": [r[0] for r in results], "ttft": [r[1] for r in results]}
 
 
+def tree_cpu(root):
+    """{process name: CPU seconds (user + system)} for a server's process tree."""
+    if psutil is None or not root:
+        return {}
+    out = {}
+    try:
+        procs = [psutil.Process(root)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            name = " ".join(p.cmdline()[:3])[-60:] if p.pid != root else "api_server"
+            out[p.pid] = (name, t.user + t.system)
+        except psutil.Error:
+            pass
+    return out
+
+
+def cpu_delta(before, after):
+    """Total CPU seconds spent by the tree between two snapshots, and per pid."""
+    per = {pid: after[pid][1] - before.get(pid, (None, 0.0))[1] for pid in after}
+    return sum(per.values()), per
+
+
 def pct(values, p):
     """The p-th percentile (nearest rank) of values."""
     vs = sorted(values)
@@ -106,16 +137,25 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait after flipping enable")
     ap.add_argument("--json", help="write raw results here")
+    ap.add_argument("--pid-a", type=int, default=0, help="root pid of server a (CPU accounting)")
+    ap.add_argument("--pid-p", type=int, default=0, help="root pid of the profiled server (CPU accounting)")
     args = ap.parse_args()
 
     conds = {"a": args.url_a, "b": args.url_p, "c": args.url_p}
     runs = {c: [] for c in conds}
 
+    roots = {"a": args.pid_a, "b": args.pid_p, "c": args.pid_p}
+
     def go(cond):
         if cond in "bc":
             set_enable(args.config, cond == "c")
             time.sleep(args.settle)
-        return asyncio.run(workload(conds[cond], args.requests, args.concurrency, args.max_tokens))
+        before = tree_cpu(roots[cond])
+        res = asyncio.run(workload(conds[cond], args.requests, args.concurrency, args.max_tokens))
+        total, per = cpu_delta(before, tree_cpu(roots[cond]))
+        res["cpu_s"] = total
+        res["cpu_per_pid"] = per
+        return res
 
     # warm-up: both servers, profiler side with capture on then off (first-capture costs: file set)
     for cond in ("a", "c", "b"):
@@ -126,7 +166,8 @@ def main():
         for cond in rot:
             res = go(cond)
             runs[cond].append(res)
-            print(f"round {r + 1} {cond}: {res['tokens'] / res['wall_s']:.1f} tok/s", file=sys.stderr, flush=True)
+            per = " ".join(f"{v:.2f}" for v in sorted(res["cpu_per_pid"].values(), reverse=True)[:3])
+            print(f"round {r + 1} {cond}: {res['tokens'] / res['wall_s']:.1f} tok/s, server CPU {res['cpu_s']:.2f} s (top: {per})", file=sys.stderr, flush=True)
     set_enable(args.config, False)
 
     summary = {}
@@ -142,6 +183,7 @@ def main():
             "latency_p99_ms": pct(lat, 99) * 1e3,
             "ttft_p50_ms": pct(ttft, 50) * 1e3,
             "ttft_p99_ms": pct(ttft, 99) * 1e3,
+            "server_cpu_s_median": statistics.median(x["cpu_s"] for x in rs),
         }
     # per-round ratios (each round has one run of every condition, close in time)
     for cond in ("b", "c"):
@@ -156,14 +198,14 @@ def main():
 
     names = {"a": "(a) no profiler", "b": "(b) installed, enable 0", "c": "(c) enable 1, default symbols"}
     print(f"workload: {args.requests} requests x {args.max_tokens} output tokens, concurrency {args.concurrency}, {args.rounds} alternating rounds")
-    print("| condition | tok/s (median) | ratio to (a) (median of per-round) | latency p50 / p90 / p99 ms | TTFT p50 / p99 ms |")
-    print("|---|---|---|---|---|")
+    print("| condition | tok/s (median) | ratio to (a) (median of per-round) | latency p50 / p90 / p99 ms | TTFT p50 / p99 ms | server CPU s per run (median) |")
+    print("|---|---|---|---|---|---|")
     for cond in ("a", "b", "c"):
         s = summary[cond]
         ratio = "1" if cond == "a" else f"{s['ratio_median']:.4f}"
         print(
             f"| {names[cond]} | {s['median_tok_s']:.1f} | {ratio} | {s['latency_p50_ms']:.0f} / {s['latency_p90_ms']:.0f} / {s['latency_p99_ms']:.0f} "
-            f"| {s['ttft_p50_ms']:.0f} / {s['ttft_p99_ms']:.0f} |"
+            f"| {s['ttft_p50_ms']:.0f} / {s['ttft_p99_ms']:.0f} | {s['server_cpu_s_median']:.2f} |"
         )
 
 
