@@ -141,6 +141,7 @@ where
     R: Iterator<Item = &'a [u8]> + Clone,
 {
     /// Encoded size including padding, or `None` if it cannot be encoded (counts over u16).
+    #[inline(always)]
     pub fn encoded_size(&self) -> Option<Sized> {
         let mut n = FIXED;
         let (mut na, mut nr) = (0usize, 0usize);
@@ -167,6 +168,7 @@ where
     /// # Safety
     /// `dst` must be valid for `size.bytes` bytes of writes, 8-byte aligned, and not written by
     /// anyone else concurrently. `tid` is the writer's OS thread id.
+    #[inline(always)]
     pub unsafe fn encode_into(&self, dst: *mut u8, size: Sized, tid: u32) {
         // Zero the last word first: the body overwrites its front, the padding stays zero.
         std::ptr::write(dst.add(size.bytes - 8) as *mut u64, 0);

@@ -188,31 +188,44 @@ impl Ring {
                 return false;
             }
         };
-        let ok = SLOT
-            .try_with(|cell| {
-                let Ok(mut s) = cell.try_borrow_mut() else { return false };
-                let size = sized.bytes;
-                if (s.ring != self.id || s.pos + size > s.end) && !self.refill(&mut s) {
-                    return false;
-                }
-                // SAFETY: [pos, pos+size) lies inside the chunk this thread exclusively owns.
-                unsafe { spec.encode_into(s.base.add(s.pos), sized, tid.unwrap_or(s.tid)) };
-                prefetch(s.base.wrapping_add(s.pos + PREFETCH_AHEAD));
-                s.pos += size;
-                s.records += 1;
-                s.written += 1;
-                s.bytes += size as u64;
-                if let Some(st) = &s.stats {
-                    st.written.store(s.written, Ordering::Relaxed);
-                    st.bytes.store(s.bytes, Ordering::Relaxed);
-                }
-                true
-            })
-            .unwrap_or(false);
+        // Only the slot's address comes out of the TLS closure: that closure is trivially inlined,
+        // and the record path below stays in the caller (a big closure made LLVM outline
+        // `LocalKey::try_with` with everything in it). The slot lives until this thread exits,
+        // which cannot happen during this call.
+        let ok = match SLOT.try_with(|cell| cell as *const RefCell<Slot>) {
+            // SAFETY: see above; the RefCell still guards against re-entrant use.
+            Ok(cell) => self.write_slot(unsafe { &*cell }, spec, sized, tid),
+            Err(_) => false,
+        };
         if !ok {
             self.counters.get(Counter::Dropped).fetch_add(1, Ordering::Relaxed);
         }
         ok
+    }
+
+    #[inline(always)]
+    fn write_slot<'a, A, R>(&self, cell: &RefCell<Slot>, spec: &Spec<'a, A, R>, sized: crate::record::Sized, tid: Option<u32>) -> bool
+    where
+        A: Iterator<Item = Attr<'a>> + Clone,
+        R: Iterator<Item = &'a [u8]> + Clone,
+    {
+        let Ok(mut s) = cell.try_borrow_mut() else { return false };
+        let size = sized.bytes;
+        if (s.ring != self.id || s.pos + size > s.end) && !self.refill(&mut s) {
+            return false;
+        }
+        // SAFETY: [pos, pos+size) lies inside the chunk this thread exclusively owns.
+        unsafe { spec.encode_into(s.base.add(s.pos), sized, tid.unwrap_or(s.tid)) };
+        prefetch(s.base.wrapping_add(s.pos + PREFETCH_AHEAD));
+        s.pos += size;
+        s.records += 1;
+        s.written += 1;
+        s.bytes += size as u64;
+        if let Some(st) = &s.stats {
+            st.written.store(s.written, Ordering::Relaxed);
+            st.bytes.store(s.bytes, Ordering::Relaxed);
+        }
+        true
     }
 
     #[cold]
