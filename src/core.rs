@@ -18,7 +18,7 @@ use crate::files::fs::{self, Dir};
 use crate::files::meta::{Counter, MetaFile, ProcessInfo, Reason};
 use crate::files::rundir;
 use crate::log::{self, Level};
-use crate::record::{Attr, Spec};
+use crate::record::Encode;
 use crate::ring::{Geometry, Ring};
 use crate::{intern, process};
 
@@ -502,27 +502,16 @@ impl Core {
 
     /// Write one record if capture is on and its domain passes; opens the file set on first use.
     #[inline]
-    pub fn record<'a, A, R>(&self, spec: &Spec<'a, A, R>) -> bool
-    where
-        A: Iterator<Item = Attr<'a>> + Clone,
-        R: Iterator<Item = &'a [u8]> + Clone,
-    {
+    pub fn record<E: Encode>(&self, spec: &E) -> bool {
         let state = STATE.load(Ordering::Relaxed);
         state & ENABLED != 0 && self.record_with_state(state, spec)
     }
 
     /// [`record`](Self::record) for a caller that already loaded the state word and found capture on.
-    #[inline]
-    pub fn record_with_state<'a, A, R>(&self, state: u64, spec: &Spec<'a, A, R>) -> bool
-    where
-        A: Iterator<Item = Attr<'a>> + Clone,
-        R: Iterator<Item = &'a [u8]> + Clone,
-    {
-        if state & FILTER != 0 && !self.domain_ok(spec.domain) {
+    #[inline(always)]
+    pub fn record_with_state<E: Encode>(&self, state: u64, spec: &E) -> bool {
+        if state & (FILTER | MSTX) != 0 && !self.filter_and_mirror(state, spec) {
             return false;
-        }
-        if state & MSTX != 0 && spec.kind == crate::record::Kind::Span {
-            crate::device::mstx::mirror(spec.domain, spec.name);
         }
         match self.ring_if_open() {
             Some(r) => r.write(spec),
@@ -530,14 +519,23 @@ impl Core {
         }
     }
 
+    /// The domain filter (false: drop the record) and the mstx mirror of spans, for a state word
+    /// with either bit set.
+    #[cold]
+    fn filter_and_mirror<E: Encode>(&self, state: u64, spec: &E) -> bool {
+        if state & FILTER != 0 && !self.domain_ok(spec.domain()) {
+            return false;
+        }
+        if state & MSTX != 0 && spec.kind() == crate::record::Kind::Span {
+            crate::device::mstx::mirror(spec.domain(), spec.name());
+        }
+        true
+    }
+
     /// Write a record of the device path (docs/FORMAT.md "Device records") with thread id `tid`,
     /// whatever the capture state and domain filter: device activities and usage samples belong
     /// to the capture window they were collected in, and may be delivered after it closed.
-    pub fn record_device<'a, A, R>(&self, spec: &Spec<'a, A, R>, tid: u32) -> bool
-    where
-        A: Iterator<Item = Attr<'a>> + Clone,
-        R: Iterator<Item = &'a [u8]> + Clone,
-    {
+    pub fn record_device<E: Encode>(&self, spec: &E, tid: u32) -> bool {
         match self.ring_if_open() {
             Some(r) => r.write_as(spec, Some(tid)),
             None => self.open_files().is_some_and(|r| r.write_as(spec, Some(tid))),

@@ -12,7 +12,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::clock;
 use crate::core::{self, STATE};
-use crate::record::{Attr, Kind, Spec, Value};
+use crate::payload::{bytes, Payload};
+use crate::record::Kind;
 
 /// ABI version of this header; bumped on incompatible changes.
 pub const MSP_ABI_VERSION: u32 = 1;
@@ -122,49 +123,10 @@ fn guard<T>(neutral: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(neutral)
 }
 
-fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
-    if p.is_null() || len == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller promises `len` readable bytes at `p`.
-        unsafe { std::slice::from_raw_parts(p as *const u8, len) }
-    }
-}
-
-fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
-    if p.is_null() || n == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller promises `n` elements at `p`.
-        unsafe { std::slice::from_raw_parts(p, n) }
-    }
-}
-
-fn attr(a: &MspAttr) -> Option<Attr<'_>> {
-    let value = match a.kind {
-        MSP_ATTR_INT => Value::Int(a.i),
-        MSP_ATTR_FLOAT => Value::Float(a.f),
-        MSP_ATTR_STR => Value::Str(bytes(a.s, a.len)),
-        MSP_ATTR_BOOL => Value::Bool(a.i != 0),
-        MSP_ATTR_JSON => Value::Json(bytes(a.s, a.len)),
-        _ => return None,
-    };
-    Some(Attr { key: a.key, value })
-}
-
+#[inline(always)]
 fn record(kind: Kind, flags: u8, domain: u32, name: u32, t0: u64, t1: u64, p: *const MspPayload) -> bool {
     let state = STATE.load(std::sync::atomic::Ordering::Relaxed);
-    if state & core::ENABLED == 0 {
-        return false;
-    }
-    // SAFETY: NULL or a valid payload.
-    let p = unsafe { p.as_ref() };
-    let (attrs, rids, json) = match p {
-        Some(p) => (slice(p.attrs, p.n_attrs), slice(p.rids, p.n_rids), bytes(p.json, p.json_len)),
-        None => (&[][..], &[][..], &[][..]),
-    };
-    let spec = Spec { kind, flags, t0, t1, domain, name, attrs: attrs.iter().filter_map(attr), rids: rids.iter().map(|r| bytes(r.ptr, r.len)), json };
-    core::get().record_with_state(state, &spec)
+    state & core::ENABLED != 0 && core::get().record_with_state(state, &Payload::new(kind, flags, domain, name, t0, t1, p))
 }
 
 fn now_if_zero(ts: u64) -> u64 {

@@ -1,7 +1,7 @@
 //! vLLM service profiler: a C-ABI recorder on a crash-safe, per-process mmap ring, the control
 //! plane driven by `ms_service_profiler_config.json`, and the reader of what it writes.
 //!
-//! Pipeline: `ffi` (C ABI) → `core` (state, control) → `ring` (lock-free writer) → `files`
+//! Pipeline: `ffi` (C ABI, `payload` its records) → `core` (state, control) → `ring` (lock-free writer) → `files`
 //! (segments, meta file) → `reader` (validate, recover) → parser (later).
 
 #![deny(missing_docs)]
@@ -15,6 +15,7 @@ pub mod files;
 pub mod intern;
 pub mod log;
 pub mod parse;
+pub mod payload;
 pub mod process;
 pub mod reader;
 pub mod record;

@@ -93,7 +93,9 @@ pub enum Value<'a> {
 }
 
 impl Value<'_> {
-    fn encoded_len(&self) -> usize {
+    /// Encoded bytes of an attribute with this value (key and type tag included).
+    #[inline(always)]
+    pub(crate) fn encoded_len(&self) -> usize {
         5 + match self {
             Value::Int(_) | Value::Float(_) => 8,
             Value::Bool(_) => 1,
@@ -135,14 +137,49 @@ pub struct Spec<'a, A, R> {
     pub json: &'a [u8],
 }
 
-impl<'a, A, R> Spec<'a, A, R>
+/// A record that can be sized, then written into ring space and committed. Implemented by
+/// [`Spec`] (Rust callers) and by the C ABI's payload (`crate::payload`), which encodes the
+/// caller's structures directly, without converting them first.
+pub trait Encode {
+    /// Kind.
+    fn kind(&self) -> Kind;
+    /// Domain id (for the domain filter).
+    fn domain(&self) -> u32;
+    /// Name id (for the mstx mirror).
+    fn name(&self) -> u32;
+    /// Encoded size including padding, or `None` if it cannot be encoded (counts over u16).
+    fn encoded_size(&self) -> Option<Sized>;
+    /// Write the record into `dst` (sized by [`encoded_size`](Self::encoded_size); contents
+    /// need not be zero) and commit it by storing the header last with Release ordering.
+    ///
+    /// # Safety
+    /// `dst` must be valid for `size.bytes` bytes of writes, 8-byte aligned, and not written by
+    /// anyone else concurrently. `tid` is the writer's OS thread id.
+    unsafe fn encode_into(&self, dst: *mut u8, size: Sized, tid: u32);
+}
+
+impl<'a, A, R> Encode for Spec<'a, A, R>
 where
     A: Iterator<Item = Attr<'a>> + Clone,
     R: Iterator<Item = &'a [u8]> + Clone,
 {
-    /// Encoded size including padding, or `None` if it cannot be encoded (counts over u16).
     #[inline(always)]
-    pub fn encoded_size(&self) -> Option<Sized> {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    #[inline(always)]
+    fn domain(&self) -> u32 {
+        self.domain
+    }
+
+    #[inline(always)]
+    fn name(&self) -> u32 {
+        self.name
+    }
+
+    #[inline(always)]
+    fn encoded_size(&self) -> Option<Sized> {
         let mut n = FIXED;
         let (mut na, mut nr) = (0usize, 0usize);
         for r in self.rids.clone() {
@@ -156,66 +193,30 @@ where
         if !self.json.is_empty() {
             n += 4 + self.json.len();
         }
-        if na > u16::MAX as usize || nr > u16::MAX as usize || n > u32::MAX as usize / 2 {
-            return None;
-        }
-        Some(Sized { bytes: (n + ALIGN - 1) & !(ALIGN - 1), n_attr: na as u16, n_rid: nr as u16 })
+        sized(n, na, nr)
     }
 
-    /// Write the record into `dst` (sized by [`encoded_size`](Self::encoded_size); contents
-    /// need not be zero) and commit it by storing the header last with Release ordering.
-    ///
-    /// # Safety
-    /// `dst` must be valid for `size.bytes` bytes of writes, 8-byte aligned, and not written by
-    /// anyone else concurrently. `tid` is the writer's OS thread id.
     #[inline(always)]
-    pub unsafe fn encode_into(&self, dst: *mut u8, size: Sized, tid: u32) {
-        // Zero the last word first: the body overwrites its front, the padding stays zero.
-        std::ptr::write(dst.add(size.bytes - 8) as *mut u64, 0);
-        let mut w = Cursor { p: dst.add(8) };
-        w.put(&self.t0.to_le_bytes());
-        w.put(&self.t1.to_le_bytes());
-        w.put(&self.domain.to_le_bytes());
-        w.put(&self.name.to_le_bytes());
-        w.put(&tid.to_le_bytes());
-        w.put(&size.n_attr.to_le_bytes());
-        w.put(&size.n_rid.to_le_bytes());
+    unsafe fn encode_into(&self, dst: *mut u8, size: Sized, tid: u32) {
+        let mut w = Cursor::begin(dst, size, self.t0, self.t1, self.domain, self.name, tid);
         for r in self.rids.clone() {
-            w.put(&(r.len() as u32).to_le_bytes());
-            w.put(r);
+            w.bytes(r);
         }
         for a in self.attrs.clone() {
-            w.put(&a.key.to_le_bytes());
-            match a.value {
-                Value::Int(i) => {
-                    w.put(&[attr_type::INT]);
-                    w.put(&i.to_le_bytes());
-                }
-                Value::Float(f) => {
-                    w.put(&[attr_type::FLOAT]);
-                    w.put(&f.to_le_bytes());
-                }
-                Value::Bool(b) => w.put(&[attr_type::BOOL, b as u8]),
-                Value::Str(s) | Value::Json(s) => {
-                    let t = if matches!(a.value, Value::Str(_)) { attr_type::STR } else { attr_type::JSON };
-                    w.put(&[t]);
-                    w.put(&(s.len() as u32).to_le_bytes());
-                    w.put(s);
-                }
-            }
+            w.attr(a);
         }
-        let mut fl = self.flags & flags::ALL & !flags::HAS_JSON;
-        if !self.json.is_empty() {
-            fl |= flags::HAS_JSON;
-            w.put(&(self.json.len() as u32).to_le_bytes());
-            w.put(self.json);
-        }
-        debug_assert!(w.p <= dst.add(size.bytes));
-        let body = std::slice::from_raw_parts(dst.add(8), size.bytes - 8);
-        let head = header(size.bytes as u32, self.kind as u8, fl, body);
-        // SAFETY: dst is 8-byte aligned and valid; AtomicU64 has the layout of u64.
-        (*(dst as *const AtomicU64)).store(head, Ordering::Release);
+        let fl = w.json(self.flags, self.json);
+        w.commit(dst, size, self.kind, fl);
     }
+}
+
+/// The [`Sized`] of a record of `n` unpadded bytes, or `None` if it cannot be encoded.
+#[inline(always)]
+pub(crate) fn sized(n: usize, n_attr: usize, n_rid: usize) -> Option<Sized> {
+    if n_attr > u16::MAX as usize || n_rid > u16::MAX as usize || n > u32::MAX as usize / 2 {
+        return None;
+    }
+    Some(Sized { bytes: (n + ALIGN - 1) & !(ALIGN - 1), n_attr: n_attr as u16, n_rid: n_rid as u16 })
 }
 
 /// The encoded size of a record and its counts.
@@ -229,16 +230,94 @@ pub struct Sized {
     pub n_rid: u16,
 }
 
-struct Cursor {
+/// The encoder's write position inside one record.
+pub(crate) struct Cursor {
     p: *mut u8,
 }
 
 impl Cursor {
+    /// Zero the record's last word (the body overwrites its front, the padding stays zero) and
+    /// write the fixed part after the header.
+    ///
+    /// # Safety: as [`Encode::encode_into`].
+    #[inline(always)]
+    pub(crate) unsafe fn begin(dst: *mut u8, size: Sized, t0: u64, t1: u64, domain: u32, name: u32, tid: u32) -> Cursor {
+        std::ptr::write(dst.add(size.bytes - 8) as *mut u64, 0);
+        let f = dst as *mut u64;
+        std::ptr::write(f.add(1), t0.to_le());
+        std::ptr::write(f.add(2), t1.to_le());
+        std::ptr::write(f.add(3), (domain as u64 | (name as u64) << 32).to_le());
+        std::ptr::write(f.add(4), (tid as u64 | (size.n_attr as u64) << 32 | (size.n_rid as u64) << 48).to_le());
+        Cursor { p: dst.add(FIXED) }
+    }
+
     /// # Safety: the caller sized the destination for everything put.
     #[inline(always)]
-    unsafe fn put(&mut self, b: &[u8]) {
+    pub(crate) unsafe fn put(&mut self, b: &[u8]) {
         std::ptr::copy_nonoverlapping(b.as_ptr(), self.p, b.len());
         self.p = self.p.add(b.len());
+    }
+
+    /// A length-prefixed byte string (a request id, the JSON object).
+    ///
+    /// # Safety: as [`put`](Self::put).
+    #[inline(always)]
+    pub(crate) unsafe fn bytes(&mut self, b: &[u8]) {
+        self.put(&(b.len() as u32).to_le_bytes());
+        self.put(b);
+    }
+
+    /// One typed attribute.
+    ///
+    /// # Safety: as [`put`](Self::put).
+    #[inline(always)]
+    pub(crate) unsafe fn attr(&mut self, a: Attr<'_>) {
+        self.put(&a.key.to_le_bytes());
+        match a.value {
+            Value::Int(i) => {
+                self.put(&[attr_type::INT]);
+                self.put(&i.to_le_bytes());
+            }
+            Value::Float(f) => {
+                self.put(&[attr_type::FLOAT]);
+                self.put(&f.to_le_bytes());
+            }
+            Value::Bool(b) => self.put(&[attr_type::BOOL, b as u8]),
+            Value::Str(s) => {
+                self.put(&[attr_type::STR]);
+                self.bytes(s);
+            }
+            Value::Json(s) => {
+                self.put(&[attr_type::JSON]);
+                self.bytes(s);
+            }
+        }
+    }
+
+    /// The verbatim JSON object, if any; returns the record's flags with `HAS_JSON` set to match.
+    ///
+    /// # Safety: as [`put`](Self::put).
+    #[inline(always)]
+    pub(crate) unsafe fn json(&mut self, flags: u8, json: &[u8]) -> u8 {
+        let fl = flags & flags::ALL & !flags::HAS_JSON;
+        if json.is_empty() {
+            return fl;
+        }
+        self.bytes(json);
+        fl | flags::HAS_JSON
+    }
+
+    /// Store the header of the record at `dst`, last and with Release ordering: it is now
+    /// committed.
+    ///
+    /// # Safety: as [`Encode::encode_into`], with the body fully written.
+    #[inline(always)]
+    pub(crate) unsafe fn commit(self, dst: *mut u8, size: Sized, kind: Kind, fl: u8) {
+        debug_assert!(self.p <= dst.add(size.bytes));
+        let body = std::slice::from_raw_parts(dst.add(8), size.bytes - 8);
+        let head = header(size.bytes as u32, kind as u8, fl, body);
+        // SAFETY: dst is 8-byte aligned and valid; AtomicU64 has the layout of u64.
+        (*(dst as *const AtomicU64)).store(head, Ordering::Release);
     }
 }
 
@@ -254,8 +333,16 @@ fn header(size: u32, kind: u8, fl: u8, body: &[u8]) -> u64 {
 pub fn check16(size: u32, kind: u8, fl: u8, body: &[u8]) -> u16 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = size as u64 | (kind as u64) << 32 | (fl as u64) << 40;
-    for w in body.chunks_exact(8) {
-        h = h.rotate_left(23).wrapping_add(u64::from_le_bytes(w.try_into().unwrap()).wrapping_mul(K));
+    // A plain pointer walk: records are short (5–10 words), where the unrolled loop an iterator
+    // compiles to spends more on its set-up than on the words.
+    let words = body.len() / 8;
+    let p = body.as_ptr();
+    let mut i = 0;
+    while i < words {
+        // SAFETY: i < words, so the 8 bytes at p + 8i lie inside `body`.
+        let w = unsafe { std::ptr::read_unaligned(p.add(i * 8) as *const u64) };
+        h = h.rotate_left(23).wrapping_add(u64::from_le(w).wrapping_mul(K));
+        i += 1;
     }
     // fmix64 (MurmurHash3) so every input bit affects the folded 16 bits.
     h ^= h >> 33;
@@ -428,6 +515,32 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The check as first written (iterator form): the on-disk value must never change.
+    fn check16_reference(size: u32, kind: u8, fl: u8, body: &[u8]) -> u16 {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut h = size as u64 | (kind as u64) << 32 | (fl as u64) << 40;
+        for w in body.chunks_exact(8) {
+            h = h.rotate_left(23).wrapping_add(u64::from_le_bytes(w.try_into().unwrap()).wrapping_mul(K));
+        }
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) as u16 | 1
+    }
+
+    #[test]
+    fn check16_unchanged() {
+        let body: Vec<u8> = (0..8 * 40).map(|i| (i * 37 + 11) as u8).collect();
+        for words in 0..40 {
+            for (size, kind, fl) in [(48u32, 1u8, 0u8), (4096, 3, 2), (u32::MAX / 2, 4, 1)] {
+                let b = &body[..words * 8];
+                assert_eq!(check16(size, kind, fl, b), check16_reference(size, kind, fl, b), "{words} words");
+            }
+        }
+    }
 
     #[test]
     fn roundtrip() {

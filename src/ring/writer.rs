@@ -15,7 +15,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use super::segment::{chunk_at, Segment, CHUNK_HEADER, SEQ_BUSY};
 use crate::files::fs::Dir;
 use crate::files::meta::{Counter, Counters};
-use crate::record::{Attr, Spec};
+use crate::record::Encode;
 
 /// Ring sizing and policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,15 +90,16 @@ struct Slot {
     base: *mut u8,
     pos: usize,
     end: usize,
-    records: u64,
-    written: u64,
-    bytes: u64,
+    /// The thread's `written` count when the owned chunk was claimed.
+    chunk_first: u64,
+    /// Non-null once `stats` is set: the record path's unchecked view of it.
+    stats_ptr: *const ThreadStats,
     stats: Option<Arc<ThreadStats>>,
 }
 
 impl Slot {
     const fn empty() -> Slot {
-        Slot { ring: 0, pid: 0, tid: 0, seg: None, chunk: 0, base: std::ptr::null_mut(), pos: 0, end: 0, records: 0, written: 0, bytes: 0, stats: None }
+        Slot { ring: 0, pid: 0, tid: 0, seg: None, chunk: 0, base: std::ptr::null_mut(), pos: 0, end: 0, chunk_first: 0, stats_ptr: std::ptr::null(), stats: None }
     }
 
     /// Publish how much of the owned chunk is committed and give it up.
@@ -106,7 +107,8 @@ impl Slot {
         if let Some(seg) = self.seg.take() {
             // Never touch a parent's mapping from a forked child.
             if self.pid == crate::process::pid() {
-                seg.word(self.chunk, chunk_at::CLOSED_RECORDS).store(self.records, Ordering::Relaxed);
+                let records = self.stats.as_ref().map_or(0, |st| st.written.load(Ordering::Relaxed) - self.chunk_first);
+                seg.word(self.chunk, chunk_at::CLOSED_RECORDS).store(records, Ordering::Relaxed);
                 seg.word(self.chunk, chunk_at::CLOSED_BYTES).store(self.pos as u64, Ordering::Release);
             }
         }
@@ -165,22 +167,14 @@ impl Ring {
 
     /// Append one record. Returns false if it was dropped (and counted).
     #[inline]
-    pub fn write<'a, A, R>(&self, spec: &Spec<'a, A, R>) -> bool
-    where
-        A: Iterator<Item = Attr<'a>> + Clone,
-        R: Iterator<Item = &'a [u8]> + Clone,
-    {
+    pub fn write<E: Encode>(&self, spec: &E) -> bool {
         self.write_as(spec, None)
     }
 
     /// [`write`](Self::write), storing `tid` (when given) as the record's thread id instead of the
     /// calling thread's (device records carry the thread or stream they describe).
     #[inline(always)]
-    pub fn write_as<'a, A, R>(&self, spec: &Spec<'a, A, R>, tid: Option<u32>) -> bool
-    where
-        A: Iterator<Item = Attr<'a>> + Clone,
-        R: Iterator<Item = &'a [u8]> + Clone,
-    {
+    pub fn write_as<E: Encode>(&self, spec: &E, tid: Option<u32>) -> bool {
         let sized = match spec.encoded_size() {
             Some(s) if s.bytes <= self.max_record() => s,
             _ => {
@@ -204,11 +198,7 @@ impl Ring {
     }
 
     #[inline(always)]
-    fn write_slot<'a, A, R>(&self, cell: &RefCell<Slot>, spec: &Spec<'a, A, R>, sized: crate::record::Sized, tid: Option<u32>) -> bool
-    where
-        A: Iterator<Item = Attr<'a>> + Clone,
-        R: Iterator<Item = &'a [u8]> + Clone,
-    {
+    fn write_slot<E: Encode>(&self, cell: &RefCell<Slot>, spec: &E, sized: crate::record::Sized, tid: Option<u32>) -> bool {
         let Ok(mut s) = cell.try_borrow_mut() else { return false };
         let size = sized.bytes;
         if (s.ring != self.id || s.pos + size > s.end) && !self.refill(&mut s) {
@@ -218,13 +208,11 @@ impl Ring {
         unsafe { spec.encode_into(s.base.add(s.pos), sized, tid.unwrap_or(s.tid)) };
         prefetch(s.base.wrapping_add(s.pos + PREFETCH_AHEAD));
         s.pos += size;
-        s.records += 1;
-        s.written += 1;
-        s.bytes += size as u64;
-        if let Some(st) = &s.stats {
-            st.written.store(s.written, Ordering::Relaxed);
-            st.bytes.store(s.bytes, Ordering::Relaxed);
-        }
+        // SAFETY: set by `refill` together with `stats`, which keeps it alive; the slot belongs to
+        // this ring (checked above), so refill ran. Only this thread stores to its stats.
+        let st = unsafe { &*s.stats_ptr };
+        st.written.store(st.written.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        st.bytes.store(st.bytes.load(Ordering::Relaxed) + size as u64, Ordering::Relaxed);
         true
     }
 
@@ -239,9 +227,8 @@ impl Ring {
             s.ring = self.id;
             s.pid = self.pid;
             s.tid = crate::process::tid();
+            s.stats_ptr = Arc::as_ptr(&stats);
             s.stats = Some(stats);
-            s.written = 0;
-            s.bytes = 0;
         }
         loop {
             let seg = self.current.load_full();
@@ -268,7 +255,7 @@ impl Ring {
         s.chunk = n;
         s.pos = CHUNK_HEADER;
         s.end = seg.chunk_bytes;
-        s.records = 0;
+        s.chunk_first = s.stats.as_ref().map_or(0, |st| st.written.load(Ordering::Relaxed));
         s.seg = Some(seg);
         true
     }
