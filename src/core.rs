@@ -510,7 +510,7 @@ impl Core {
     /// [`record`](Self::record) for a caller that already loaded the state word and found capture on.
     #[inline(always)]
     pub fn record_with_state<E: Encode>(&self, state: u64, spec: &E) -> bool {
-        if state & (FILTER | MSTX) != 0 && !self.filter_and_mirror(state, spec) {
+        if state & (FILTER | MSTX) != 0 && !self.filter_and_mirror(state, spec.kind(), spec.domain(), spec.name()) {
             return false;
         }
         match self.ring_if_open() {
@@ -522,12 +522,13 @@ impl Core {
     /// The domain filter (false: drop the record) and the mstx mirror of spans, for a state word
     /// with either bit set.
     #[cold]
-    fn filter_and_mirror<E: Encode>(&self, state: u64, spec: &E) -> bool {
-        if state & FILTER != 0 && !self.domain_ok(spec.domain()) {
+    #[inline(never)]
+    fn filter_and_mirror(&self, state: u64, kind: crate::record::Kind, domain: u32, name: u32) -> bool {
+        if state & FILTER != 0 && !self.domain_ok(domain) {
             return false;
         }
-        if state & MSTX != 0 && spec.kind() == crate::record::Kind::Span {
-            crate::device::mstx::mirror(spec.domain(), spec.name());
+        if state & MSTX != 0 && kind == crate::record::Kind::Span {
+            crate::device::mstx::mirror(domain, name);
         }
         true
     }
