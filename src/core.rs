@@ -510,7 +510,7 @@ impl Core {
     /// [`record`](Self::record) for a caller that already loaded the state word and found capture on.
     #[inline(always)]
     pub fn record_with_state<E: Encode>(&self, state: u64, spec: &E) -> bool {
-        if state & (FILTER | MSTX) != 0 && !self.filter_and_mirror(state, spec.kind(), spec.domain(), spec.name()) {
+        if state & (FILTER | MSTX) != 0 && !self.filter_and_mirror(state, spec.ids()) {
             return false;
         }
         match self.ring_if_open() {
@@ -523,7 +523,7 @@ impl Core {
     /// with either bit set.
     #[cold]
     #[inline(never)]
-    fn filter_and_mirror(&self, state: u64, kind: crate::record::Kind, domain: u32, name: u32) -> bool {
+    fn filter_and_mirror(&self, state: u64, (kind, domain, name): (crate::record::Kind, u32, u32)) -> bool {
         if state & FILTER != 0 && !self.domain_ok(domain) {
             return false;
         }

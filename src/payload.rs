@@ -1,19 +1,14 @@
-//! The C ABI's record payload, encoded straight from the caller's structures: one sizing pass
-//! and one writing pass over them, with no conversion into Rust values in between.
+//! The C ABI's record payload, encoded straight from the caller's `MspAttr` / `MspStr` arrays:
+//! each item is read where it is sized and where it is written, with nothing collected in between.
 
 use std::os::raw::c_char;
 
 use crate::ffi::{MspAttr, MspPayload, MspStr, MSP_ATTR_BOOL, MSP_ATTR_FLOAT, MSP_ATTR_INT, MSP_ATTR_JSON, MSP_ATTR_STR};
-use crate::record::{self, Attr, Cursor, Encode, Kind, Sized, Value, FIXED};
+use crate::record::{self, Attr, Encode, Fixed, Kind, Sized, Value};
 
 /// A record as the C caller described it (any pointer NULL means empty).
 pub struct Payload<'a> {
-    kind: Kind,
-    flags: u8,
-    t0: u64,
-    t1: u64,
-    domain: u32,
-    name: u32,
+    fixed: Fixed,
     p: Option<&'a MspPayload>,
 }
 
@@ -22,7 +17,7 @@ impl<'a> Payload<'a> {
     #[inline(always)]
     pub fn new(kind: Kind, flags: u8, domain: u32, name: u32, t0: u64, t1: u64, p: *const MspPayload) -> Payload<'a> {
         // SAFETY: NULL or a valid payload, by the C ABI's contract.
-        Payload { kind, flags, t0, t1, domain, name, p: unsafe { p.as_ref() } }
+        Payload { fixed: Fixed { kind, flags, t0, t1, domain, name }, p: unsafe { p.as_ref() } }
     }
 
     /// Attributes, request ids and JSON object. Read where they are used (twice per record, from
@@ -58,68 +53,41 @@ pub fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
     }
 }
 
-/// The attribute's value, or `None` for an unknown kind (skipped).
+/// A request id's bytes.
 #[inline(always)]
-fn value(a: &MspAttr) -> Option<Value<'_>> {
-    Some(match a.kind {
+fn rid<'a>(r: &MspStr) -> &'a [u8] {
+    bytes(r.ptr, r.len)
+}
+
+/// The attribute, or `None` for an unknown kind (skipped).
+#[inline(always)]
+fn attr(a: &MspAttr) -> Option<Attr<'_>> {
+    let value = match a.kind {
         MSP_ATTR_INT => Value::Int(a.i),
         MSP_ATTR_FLOAT => Value::Float(a.f),
         MSP_ATTR_STR => Value::Str(bytes(a.s, a.len)),
         MSP_ATTR_BOOL => Value::Bool(a.i != 0),
         MSP_ATTR_JSON => Value::Json(bytes(a.s, a.len)),
         _ => return None,
-    })
+    };
+    Some(Attr { key: a.key, value })
 }
 
 impl Encode for Payload<'_> {
     #[inline(always)]
-    fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    #[inline(always)]
-    fn domain(&self) -> u32 {
-        self.domain
-    }
-
-    #[inline(always)]
-    fn name(&self) -> u32 {
-        self.name
+    fn ids(&self) -> (Kind, u32, u32) {
+        (self.fixed.kind, self.fixed.domain, self.fixed.name)
     }
 
     #[inline(always)]
     fn encoded_size(&self) -> Option<Sized> {
         let (attrs, rids, json) = self.parts();
-        let mut n = FIXED;
-        for r in rids {
-            n += 4 + bytes(r.ptr, r.len).len();
-        }
-        let mut na = 0;
-        for a in attrs {
-            if let Some(v) = value(a) {
-                n += v.encoded_len();
-                na += 1;
-            }
-        }
-        if !json.is_empty() {
-            n += 4 + json.len();
-        }
-        record::sized(n, na, rids.len())
+        record::size_of_parts(rids.iter().map(rid), attrs.iter().filter_map(attr), json)
     }
 
     #[inline(always)]
     unsafe fn encode_into(&self, dst: *mut u8, size: Sized, tid: u32) {
         let (attrs, rids, json) = self.parts();
-        let mut w = Cursor::begin(dst, size, self.t0, self.t1, self.domain, self.name, tid);
-        for r in rids {
-            w.bytes(bytes(r.ptr, r.len));
-        }
-        for a in attrs {
-            if let Some(value) = value(a) {
-                w.attr(Attr { key: a.key, value });
-            }
-        }
-        let fl = w.json(self.flags, json);
-        w.commit(dst, size, self.kind, fl);
+        record::encode_parts(dst, size, &self.fixed, tid, rids.iter().map(rid), attrs.iter().filter_map(attr), json);
     }
 }

@@ -141,12 +141,8 @@ pub struct Spec<'a, A, R> {
 /// [`Spec`] (Rust callers) and by the C ABI's payload (`crate::payload`), which encodes the
 /// caller's structures directly, without converting them first.
 pub trait Encode {
-    /// Kind.
-    fn kind(&self) -> Kind;
-    /// Domain id (for the domain filter).
-    fn domain(&self) -> u32;
-    /// Name id (for the mstx mirror).
-    fn name(&self) -> u32;
+    /// Kind, domain id and name id (for the domain filter and the mstx mirror).
+    fn ids(&self) -> (Kind, u32, u32);
     /// Encoded size including padding, or `None` if it cannot be encoded (counts over u16).
     fn encoded_size(&self) -> Option<Sized>;
     /// Write the record into `dst` (sized by [`encoded_size`](Self::encoded_size); contents
@@ -164,50 +160,74 @@ where
     R: Iterator<Item = &'a [u8]> + Clone,
 {
     #[inline(always)]
-    fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    #[inline(always)]
-    fn domain(&self) -> u32 {
-        self.domain
-    }
-
-    #[inline(always)]
-    fn name(&self) -> u32 {
-        self.name
+    fn ids(&self) -> (Kind, u32, u32) {
+        (self.kind, self.domain, self.name)
     }
 
     #[inline(always)]
     fn encoded_size(&self) -> Option<Sized> {
-        let mut n = FIXED;
-        let (mut na, mut nr) = (0usize, 0usize);
-        for r in self.rids.clone() {
-            n += 4 + r.len();
-            nr += 1;
-        }
-        for a in self.attrs.clone() {
-            n += a.value.encoded_len();
-            na += 1;
-        }
-        if !self.json.is_empty() {
-            n += 4 + self.json.len();
-        }
-        sized(n, na, nr)
+        size_of_parts(self.rids.clone(), self.attrs.clone(), self.json)
     }
 
     #[inline(always)]
     unsafe fn encode_into(&self, dst: *mut u8, size: Sized, tid: u32) {
-        let mut w = Cursor::begin(dst, size, self.t0, self.t1, self.domain, self.name, tid);
-        for r in self.rids.clone() {
-            w.bytes(r);
-        }
-        for a in self.attrs.clone() {
-            w.attr(a);
-        }
-        let fl = w.json(self.flags, self.json);
-        w.commit(dst, size, self.kind, fl);
+        let fixed = Fixed { kind: self.kind, flags: self.flags, t0: self.t0, t1: self.t1, domain: self.domain, name: self.name };
+        encode_parts(dst, size, &fixed, tid, self.rids.clone(), self.attrs.clone(), self.json);
     }
+}
+
+/// The fixed fields of a record (besides its thread id and counts).
+pub(crate) struct Fixed {
+    pub(crate) kind: Kind,
+    pub(crate) flags: u8,
+    pub(crate) t0: u64,
+    pub(crate) t1: u64,
+    pub(crate) domain: u32,
+    pub(crate) name: u32,
+}
+
+/// The encoded size of a record with these parts.
+#[inline(always)]
+pub(crate) fn size_of_parts<'a>(rids: impl Iterator<Item = &'a [u8]>, attrs: impl Iterator<Item = Attr<'a>>, json: &[u8]) -> Option<Sized> {
+    let mut n = FIXED;
+    let (mut na, mut nr) = (0usize, 0usize);
+    for r in rids {
+        n += 4 + r.len();
+        nr += 1;
+    }
+    for a in attrs {
+        n += a.value.encoded_len();
+        na += 1;
+    }
+    if !json.is_empty() {
+        n += 4 + json.len();
+    }
+    sized(n, na, nr)
+}
+
+/// Write and commit a record with these parts (see [`Encode::encode_into`]).
+///
+/// # Safety
+/// As [`Encode::encode_into`]; `size` from [`size_of_parts`] over the same parts.
+#[inline(always)]
+pub(crate) unsafe fn encode_parts<'a>(
+    dst: *mut u8,
+    size: Sized,
+    f: &Fixed,
+    tid: u32,
+    rids: impl Iterator<Item = &'a [u8]>,
+    attrs: impl Iterator<Item = Attr<'a>>,
+    json: &[u8],
+) {
+    let mut w = Cursor::begin(dst, size, f.t0, f.t1, f.domain, f.name, tid);
+    for r in rids {
+        w.bytes(r);
+    }
+    for a in attrs {
+        w.attr(a);
+    }
+    let fl = w.json(f.flags, json);
+    w.commit(dst, size, f.kind, fl);
 }
 
 /// The [`Sized`] of a record of `n` unpadded bytes, or `None` if it cannot be encoded.
