@@ -5,7 +5,12 @@
 # in the user guide, then runs scripts/bench_vllm_load.py: alternating rounds of (a) no profiler,
 # (b) enable 0, (c) enable 1 with the default symbols. Finally it stops both servers with capture
 # ON and checks every process shut down cleanly (no traceback, no fatal error, exit status 0).
-#   MSP_BENCH_ROUNDS (5), MSP_BENCH_REQUESTS (96), MSP_BENCH_TOKENS (32), MSP_BENCH_CONCURRENCY (8)
+# Both servers and the load generator run on ONE CPU (MSP_BENCH_CPUS, default the last one; "all"
+# to not pin): on this 2-vCPU VM, vLLM's worker and engine busy-wait for each other (shared-memory
+# queues with sched_yield), and with two cores shared by four processes identical runs differed by
+# up to 70 %; on one core the spread is a few %. It is also the worst case for a profiler: no idle
+# core absorbs its background thread, so every cycle it spends comes out of the service's.
+#   MSP_BENCH_ROUNDS (20), MSP_BENCH_REQUESTS (96), MSP_BENCH_TOKENS (32), MSP_BENCH_CONCURRENCY (8)
 #   MSP_BENCH_DIR: work directory (default: a new /tmp/msp-vllm-bench.* directory)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,17 +25,21 @@ export PATH="$venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_CPU_K
 serve=(vllm serve "$model" --host 127.0.0.1 --served-model-name tiny --dtype float32 --max-model-len 512
        --enforce-eager --shutdown-timeout 20)
 port_a="${MSP_BENCH_PORT_A:-8771}" port_p="${MSP_BENCH_PORT_P:-8772}"
+cpus="${MSP_BENCH_CPUS:-$(( $(nproc) - 1 ))}"
+pin=()
+[ "$cpus" = all ] || pin=(taskset -c "$cpus")
+echo "== CPUs for the servers and the load: ${cpus} (of $(nproc)); load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 pids=()
 trap 'for p in "${pids[@]}"; do kill -KILL -- -"$p" 2>/dev/null || true; done' EXIT
 
 # (a) no profiler
-(unset SERVICE_PROF_CONFIG_PATH PROFILING_SYMBOLS_PATH; VLLM_PLUGINS= exec setsid "${serve[@]}" --port "$port_a") > server_a.log 2>&1 &
+(unset SERVICE_PROF_CONFIG_PATH PROFILING_SYMBOLS_PATH; VLLM_PLUGINS= exec setsid "${pin[@]}" "${serve[@]}" --port "$port_a") > server_a.log 2>&1 &
 pids+=($!)
 # (b)/(c) the profiler, set up as in the guide's Quick Start (files generated when missing)
 cfg="$work/ms_service_profiler_config.json"
 (SERVICE_PROF_CONFIG_PATH="$cfg" PROFILING_SYMBOLS_PATH="$work/service_profiling_symbols.yaml" \
-    exec setsid "${serve[@]}" --port "$port_p") > server_p.log 2>&1 &
+    exec setsid "${pin[@]}" "${serve[@]}" --port "$port_p") > server_p.log 2>&1 &
 pids+=($!)
 
 for port in "$port_a" "$port_p"; do
@@ -43,8 +52,8 @@ for port in "$port_a" "$port_p"; do
 done
 sed -i "s#\"prof_dir\": \"[^\"]*\"#\"prof_dir\": \"$work/prof/\"#" "$cfg"
 
-"$venv/bin/python" "$root/scripts/bench_vllm_load.py" --url-a "http://127.0.0.1:$port_a" --url-p "http://127.0.0.1:$port_p" \
-    --config "$cfg" --rounds "${MSP_BENCH_ROUNDS:-5}" --requests "${MSP_BENCH_REQUESTS:-96}" \
+"${pin[@]}" "$venv/bin/python" "$root/scripts/bench_vllm_load.py" --url-a "http://127.0.0.1:$port_a" --url-p "http://127.0.0.1:$port_p" \
+    --config "$cfg" --rounds "${MSP_BENCH_ROUNDS:-20}" --requests "${MSP_BENCH_REQUESTS:-96}" \
     --max-tokens "${MSP_BENCH_TOKENS:-32}" --concurrency "${MSP_BENCH_CONCURRENCY:-8}" --json "$work/bench.json" --pid-a "${pids[0]}" --pid-p "${pids[1]}" | tee "$work/bench.md"
 
 echo "== shutdown with capture on"

@@ -97,7 +97,7 @@ def tree_cpu(root):
     for p in procs:
         try:
             t = p.cpu_times()
-            name = " ".join(p.cmdline()[:3])[-60:] if p.pid != root else "api_server"
+            name = p.name() if p.pid != root else "api_server"   # VLLM::EngineCor, VLLM::Worker, ...
             out[p.pid] = (name, t.user + t.system)
         except psutil.Error:
             pass
@@ -105,8 +105,10 @@ def tree_cpu(root):
 
 
 def cpu_delta(before, after):
-    """Total CPU seconds spent by the tree between two snapshots, and per pid."""
-    per = {pid: after[pid][1] - before.get(pid, (None, 0.0))[1] for pid in after}
+    """Total CPU seconds spent by the tree between two snapshots, and per process name."""
+    per = {}
+    for pid, (name, t) in after.items():
+        per[name] = per.get(name, 0.0) + t - before.get(pid, (None, 0.0))[1]
     return sum(per.values()), per
 
 
@@ -115,6 +117,17 @@ def pct(values, p):
     vs = sorted(values)
     k = max(0, min(len(vs) - 1, int(round(p / 100.0 * len(vs) + 0.5)) - 1))
     return vs[k]
+
+
+def bootstrap_ci(values, stat=statistics.median, n=10000, seed=1):
+    """95 % bootstrap confidence interval of ``stat`` over ``values`` (resampled with replacement)."""
+    import random
+    rng = random.Random(seed)
+    k = len(values)
+    if k < 2:
+        return (float("nan"), float("nan"))
+    est = sorted(stat([values[rng.randrange(k)] for _ in range(k)]) for _ in range(n))
+    return est[int(0.025 * n)], est[int(0.975 * n) - 1]
 
 
 def set_enable(path, on):
@@ -150,6 +163,10 @@ def main():
         if cond in "bc":
             set_enable(args.config, cond == "c")
             time.sleep(args.settle)
+        # Every measured run starts warm: the two servers take turns, and a server that sat idle
+        # while the other ran has cold caches and readers back in socket-poll mode. Without this,
+        # (a) -- always preceded by the other server -- started cold more often than (b) and (c).
+        asyncio.run(workload(conds[cond], args.concurrency, args.concurrency, args.max_tokens))
         before = tree_cpu(roots[cond])
         res = asyncio.run(workload(conds[cond], args.requests, args.concurrency, args.max_tokens))
         total, per = cpu_delta(before, tree_cpu(roots[cond]))
@@ -166,7 +183,7 @@ def main():
         for cond in rot:
             res = go(cond)
             runs[cond].append(res)
-            per = " ".join(f"{v:.2f}" for v in sorted(res["cpu_per_pid"].values(), reverse=True)[:3])
+            per = " ".join(f"{k} {v:.2f}" for k, v in sorted(res["cpu_per_pid"].items(), key=lambda kv: -kv[1])[:3])
             print(f"round {r + 1} {cond}: {res['tokens'] / res['wall_s']:.1f} tok/s, server CPU {res['cpu_s']:.2f} s (top: {per})", file=sys.stderr, flush=True)
     set_enable(args.config, False)
 
@@ -186,11 +203,24 @@ def main():
             "server_cpu_s_median": statistics.median(x["cpu_s"] for x in rs),
         }
     # per-round ratios (each round has one run of every condition, close in time)
+    # (c) against (b): the same server instance, so only the cost of capturing differs.
+    cb = [x / y for x, y in zip(summary["c"]["throughput_tok_s"], summary["b"]["throughput_tok_s"])]
+    summary["c"]["ratio_to_b_median"] = statistics.median(cb)
+    summary["c"]["ratio_to_b_ci95"] = bootstrap_ci(cb)
     for cond in ("b", "c"):
         ratios = [x / y for x, y in zip(summary[cond]["throughput_tok_s"], summary["a"]["throughput_tok_s"])]
         summary[cond]["ratio_per_round"] = ratios
         summary[cond]["ratio_median"] = statistics.median(ratios)
         summary[cond]["ratio_of_medians"] = summary[cond]["median_tok_s"] / summary["a"]["median_tok_s"]
+        # per process: median over rounds of (this condition's CPU s) - (a's CPU s) in that round
+        summary[cond]["cpu_delta_per_process_s"] = {
+            name: statistics.median(x["cpu_per_pid"].get(name, 0.0) - y["cpu_per_pid"].get(name, 0.0) for x, y in zip(runs[cond], runs["a"]))
+            for name in runs[cond][0]["cpu_per_pid"]}
+        summary[cond]["ratio_ci95"] = bootstrap_ci(ratios)
+        cpu = [x["cpu_s"] / y["cpu_s"] for x, y in zip(runs[cond], runs["a"]) if y["cpu_s"] > 0]
+        if cpu:
+            summary[cond]["cpu_ratio_median"] = statistics.median(cpu)
+            summary[cond]["cpu_ratio_ci95"] = bootstrap_ci(cpu)
     meta = {"requests": args.requests, "max_tokens": args.max_tokens, "concurrency": args.concurrency, "rounds": args.rounds}
     if args.json:
         with open(args.json, "w") as f:
@@ -198,15 +228,27 @@ def main():
 
     names = {"a": "(a) no profiler", "b": "(b) installed, enable 0", "c": "(c) enable 1, default symbols"}
     print(f"workload: {args.requests} requests x {args.max_tokens} output tokens, concurrency {args.concurrency}, {args.rounds} alternating rounds")
-    print("| condition | tok/s (median) | ratio to (a) (median of per-round) | latency p50 / p90 / p99 ms | TTFT p50 / p99 ms | server CPU s per run (median) |")
-    print("|---|---|---|---|---|---|")
+    print("| condition | tok/s (median) | throughput ratio to (a): median of per-round [95 % CI] | latency p50 / p90 / p99 ms "
+          "| TTFT p50 / p99 ms | server CPU s per run (median) | CPU ratio to (a) [95 % CI] |")
+    print("|---|---|---|---|---|---|---|")
     for cond in ("a", "b", "c"):
         s = summary[cond]
-        ratio = "1" if cond == "a" else f"{s['ratio_median']:.4f}"
+        ratio = cpu = "1"
+        if cond != "a":
+            lo, hi = s["ratio_ci95"]
+            ratio = f"{s['ratio_median']:.4f} [{lo:.4f}, {hi:.4f}]"
+            if "cpu_ratio_median" in s:
+                lo, hi = s["cpu_ratio_ci95"]
+                cpu = f"{s['cpu_ratio_median']:.4f} [{lo:.4f}, {hi:.4f}]"
         print(
             f"| {names[cond]} | {s['median_tok_s']:.1f} | {ratio} | {s['latency_p50_ms']:.0f} / {s['latency_p90_ms']:.0f} / {s['latency_p99_ms']:.0f} "
-            f"| {s['ttft_p50_ms']:.0f} / {s['ttft_p99_ms']:.0f} | {s['server_cpu_s_median']:.2f} |"
+            f"| {s['ttft_p50_ms']:.0f} / {s['ttft_p99_ms']:.0f} | {s['server_cpu_s_median']:.2f} | {cpu} |"
         )
+    lo, hi = summary["c"]["ratio_to_b_ci95"]
+    print(f"(c) / (b), same server instance: median of per-round throughput ratios {summary['c']['ratio_to_b_median']:.4f} [{lo:.4f}, {hi:.4f}]")
+    cb = {name: statistics.median(x["cpu_per_pid"].get(name, 0.0) - y["cpu_per_pid"].get(name, 0.0) for x, y in zip(runs["c"], runs["b"]))
+          for name in runs["c"][0]["cpu_per_pid"]}
+    print("CPU s per run, (c) - (b), median over rounds, per process: " + ", ".join(f"{k} {v:+.3f}" for k, v in sorted(cb.items())))
 
 
 if __name__ == "__main__":

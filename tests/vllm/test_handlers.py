@@ -8,6 +8,7 @@ counter pruning, the columnar and the 0.9.x list form of ``scheduled_cached_reqs
 split ``execute_model`` / ``sample_tokens`` timing.
 """
 
+import json
 import types
 from collections import deque
 
@@ -64,11 +65,31 @@ class Rec:
         self.span_end()
 
 
+class RecNative:
+    """Stands in for the native library where a handler writes spans directly (phase tags)."""
+
+    @staticmethod
+    def intern(s):
+        return s
+
+    @staticmethod
+    def span_json(domain, name, start, end, js):
+        assert start <= end
+        attrs = json.loads(js)
+        assert attrs.pop("type") == 2
+        Rec.out.append(("span", domain, name, attrs))
+
+    @staticmethod
+    def count_error(kind):
+        raise AssertionError("a handler counted an error")
+
+
 @pytest.fixture(autouse=True)
 def recorder(monkeypatch):
     Rec.out = []
     for m in (batch_handlers, kvcache_handlers, model_handlers, request_handlers):
         monkeypatch.setattr(m, "Profiler", Rec)
+    monkeypatch.setattr(model_handlers, "native", RecNative)
     monkeypatch.setattr(model_handlers, "prof_step", lambda: None)
     monkeypatch.setattr(common, "set_role", lambda role: None)
     monkeypatch.setattr(common, "set_dp_rank", lambda obj: None)

@@ -29,8 +29,10 @@ No handler here synchronises a device (CONTRACT §6 item 28).
 """
 
 import inspect
+from time import monotonic_ns as _now
 
-from ms_service_profiler.profiler import Profiler, Level, prof_step
+from ms_service_profiler._native import native, HOOK_ERROR
+from ms_service_profiler.profiler import Profiler, Level, prof_step, encode_attrs
 from . import common
 
 _INFO = Level.INFO
@@ -166,34 +168,44 @@ _TAGS = {
 }
 
 
-class _PhaseSpan:
-    """Wraps the context manager vLLM gets back: a span around its ``with`` block."""
+_SPAN_ONLY = b'{"type":2}'      # what Profiler.span_start puts on a span without attributes
 
-    __slots__ = ("_cm", "_span", "_prof")
+
+class _PhaseSpan:
+    """Wraps the context manager vLLM gets back: a span around its ``with`` block.
+
+    Five of these run per step, so the span is written directly (interned ids, the attribute
+    JSON built once) rather than through the ``Profiler`` builder: ≈ 1 µs instead of ≈ 4."""
+
+    __slots__ = ("_cm", "_span", "_t0", "_js")
 
     def __init__(self, cm, span):
         self._cm = cm
         self._span = span
-        self._prof = None
+        self._js = None
 
     def __enter__(self):
-        prof = Profiler(_INFO).domain("Execute")
-        if prof.enable:
+        if Profiler(_INFO).domain("Execute").enable:
+            js = _SPAN_ONLY
             if self._span == "forward":
                 cur = _current[0]
                 if cur is not None:
-                    prof.res(cur[0]).attr("batch_type", cur[1]).attr("batch_size", len(cur[0]))
-            self._prof = prof.span_start(self._span)
+                    js = encode_attrs({"rid": cur[0], "batch_type": cur[1], "batch_size": len(cur[0]), "type": 2})
+            self._js = js
+            self._t0 = _now()
         return self._cm.__enter__()
 
     def __exit__(self, et, ev, tb):
         try:
             return self._cm.__exit__(et, ev, tb)
         finally:
-            p = self._prof
-            if p is not None:
-                self._prof = None
-                p.span_end()
+            js = self._js
+            if js is not None:
+                self._js = None
+                try:
+                    native.span_json(native.intern("Execute"), native.intern(self._span), self._t0, _now(), js)
+                except Exception:
+                    native.count_error(HOOK_ERROR)
 
     def __getattr__(self, name):
         return getattr(self._cm, name)
