@@ -5,11 +5,11 @@
 # in the user guide, then runs scripts/bench_vllm_load.py: alternating rounds of (a) no profiler,
 # (b) enable 0, (c) enable 1 with the default symbols. Finally it stops both servers with capture
 # ON and checks every process shut down cleanly (no traceback, no fatal error, exit status 0).
-# Both servers and the load generator run on ONE CPU (MSP_BENCH_CPUS, default the last one; "all"
-# to not pin): on this 2-vCPU VM, vLLM's worker and engine busy-wait for each other (shared-memory
-# queues with sched_yield), and with two cores shared by four processes identical runs differed by
-# up to 70 %; on one core the spread is a few %. It is also the worst case for a profiler: no idle
-# core absorbs its background thread, so every cycle it spends comes out of the service's.
+# MSP_BENCH_CPUS pins both servers and the load generator to a CPU list (taskset); the default
+# "all" leaves vLLM's own binding (on 2 CPUs: the worker on CPU 0, the rest floating), as users run
+# it. On one shared CPU the spread between identical runs shrinks, but vLLM's worker and engine
+# busy-wait for each other there (shared-memory queues with sched_yield), which multiplies any
+# extra work in one process (docs/PERFORMANCE.md has both).
 #   MSP_BENCH_ROUNDS (20), MSP_BENCH_REQUESTS (96), MSP_BENCH_TOKENS (32), MSP_BENCH_CONCURRENCY (8)
 #   MSP_BENCH_DIR: work directory (default: a new /tmp/msp-vllm-bench.* directory)
 set -euo pipefail
@@ -25,7 +25,7 @@ export PATH="$venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_CPU_K
 serve=(vllm serve "$model" --host 127.0.0.1 --served-model-name tiny --dtype float32 --max-model-len 512
        --enforce-eager --shutdown-timeout 20)
 port_a="${MSP_BENCH_PORT_A:-8771}" port_p="${MSP_BENCH_PORT_P:-8772}"
-cpus="${MSP_BENCH_CPUS:-$(( $(nproc) - 1 ))}"
+cpus="${MSP_BENCH_CPUS:-all}"
 pin=()
 [ "$cpus" = all ] || pin=(taskset -c "$cpus")
 echo "== CPUs for the servers and the load: ${cpus} (of $(nproc)); load $(cut -d' ' -f1-3 /proc/loadavg)"
