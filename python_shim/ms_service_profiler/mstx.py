@@ -131,7 +131,8 @@ class ServiceProfiler:
 
     # -- steps --------------------------------------------------------------------------------
     def set_profiler_current_step(self, n):
-        native.set_step(n)
+        from .profiler import set_step
+        set_step(n)
 
     def get_profiler_current_step(self):
         return native.get_step()

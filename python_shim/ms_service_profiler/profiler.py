@@ -238,17 +238,24 @@ class Profiler:
 
 
 _step_lock = threading.Lock()
-_py_step = [0]
+_py_step = [None]   # the step counter as this process last set it; None: read the native one first
+
+
+def set_step(n):
+    """Set the framework step counter (Python side and native side)."""
+    with _step_lock:
+        _py_step[0] = int(n)
+        native.set_step(n)
 
 
 def prof_step(stop_check=False):
     """Increment the framework step counter and push it to the native side."""
     try:
         with _step_lock:
-            if native.available:
-                n = native.get_step() + 1
-            else:
-                n = _py_step[0] + 1
+            n = _py_step[0]
+            if n is None:          # first step of the process: continue from the native counter
+                n = native.get_step() if native.available else 0
+            n += 1
             _py_step[0] = n
             native.set_step(n)
         torch_prof.on_step()   # acl_task_time: 3 (framework profiler)

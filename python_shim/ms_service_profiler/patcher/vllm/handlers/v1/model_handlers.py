@@ -39,7 +39,7 @@ _INFO = Level.INFO
 _counters = common.IterCounters()
 _depth = [0]            # re-entrancy: NPUModelRunner.execute_model calling super() is one step
 _pending = [None]       # modelExec waiting for sample_tokens: (Profiler, spec dicts or None)
-_current = [None]       # (rid list, batch_type) of the step being executed, for the forward tag
+_current = [None]       # (rid list, batch_type, rid dicts, any drafts) of the step being executed
 
 
 def _prompt_len_of(runner):
@@ -74,7 +74,8 @@ def execute_model_runner(original_func, this, scheduler_output, *args, **kwargs)
             dicts, btype = common.classify(so, _counters, _prompt_len_of(this))
             prof.span_start("modelExec").res(dicts).attr("batch_type", btype) \
                 .attr("batch_size", so.total_num_scheduled_tokens)
-            _current[0] = ([d["rid"] for d in dicts], btype, dicts)
+            spec = bool(getattr(so, "scheduled_spec_decode_tokens", None))
+            _current[0] = ([d["rid"] for d in dicts], btype, dicts, spec)
         else:
             prof = None
     _depth[0] += 1
@@ -102,7 +103,7 @@ def sample_tokens(original_func, this, *args, **kwargs):
     _pending[0] = None
     cur = _current[0]
     spec = None
-    if cur is not None and any("num_spec_tokens" in d for d in cur[2]):
+    if cur is not None and cur[3] and any("num_spec_tokens" in d for d in cur[2]):
         spec = Profiler(_INFO).domain("Execute").span_start("specDecoding")
     try:
         r = original_func(this, *args, **kwargs)
