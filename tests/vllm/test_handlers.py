@@ -90,6 +90,8 @@ def recorder(monkeypatch):
     for m in (batch_handlers, kvcache_handlers, model_handlers, request_handlers):
         monkeypatch.setattr(m, "Profiler", Rec)
     monkeypatch.setattr(model_handlers, "native", RecNative)
+    monkeypatch.setattr(model_handlers, "_phase_on", lambda: True)
+    monkeypatch.setattr(model_handlers, "_ids", {})
     monkeypatch.setattr(model_handlers, "prof_step", lambda: None)
     monkeypatch.setattr(common, "set_role", lambda role: None)
     monkeypatch.setattr(common, "set_dp_rank", lambda obj: None)
@@ -320,3 +322,32 @@ def test_bundled_yaml_handlers_resolve():
     # the async target gets an async handler
     (req,) = [e for e in handlers if e.symbol.endswith("AsyncLLM.add_request")]
     assert inspect.iscoroutinefunction(resolve_handler(req))
+
+
+def test_phase_span_gate(monkeypatch):
+    """The phase tags' own capture check: on/off from the state word; a domain filter, a level
+    below INFO or an unobserved config change defers to the Profiler (here: says off)."""
+    from ms_service_profiler import _control
+    monkeypatch.undo()                       # the real _phase_on, with a fake state word
+    gate = model_handlers._phase_on
+
+    class Off(Rec):
+        def __init__(self, level=20):
+            super().__init__(level)
+            self.enable = False
+    monkeypatch.setattr(model_handlers, "Profiler", Off)
+    gen = 7
+    monkeypatch.setattr(_control, "last_gen", gen)
+
+    def word(bits, level=20, g=gen):
+        monkeypatch.setattr(model_handlers, "_state", ns(value=bits | level << 8 | g << 32))
+    word(0)
+    assert not gate()
+    word(1)
+    assert gate()
+    word(1 | 2)                              # domain filter: the Profiler decides
+    assert not gate()
+    word(1, level=10)                        # profiler_level below INFO
+    assert not gate()
+    word(1, g=gen + 1)                       # a change not yet observed
+    assert not gate()
