@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from test_e2e import CLI, Server, _descendants, _free_port, _post, _sed, _wait_file, tiny_model  # noqa: F401
+from test_e2e import CLI, Server, _alive, _descendants, _free_port, _post, _sed, _wait_file, tiny_model  # noqa: F401
 
 ROLES = {"api": "api_server", "engine": "engine_core", "worker": "worker"}
 WRITTEN_AT = 256  # files::meta::COUNTERS_AT + 8 * Counter::Written
@@ -47,15 +47,6 @@ def _committed(meta_path):
     with open(meta_path, "rb") as f:
         f.seek(WRITTEN_AT)
         return struct.unpack("<Q", f.read(8))[0]
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-        return st[st.rindex(")") + 2] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
