@@ -91,3 +91,71 @@ impl Encode for Payload<'_> {
         record::encode_parts(dst, size, &self.fixed, tid, rids.iter().map(rid), attrs.iter().filter_map(attr), json);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::MSP_ATTR_INT;
+    use crate::record::{decode, Spec};
+
+    /// Encode `e` into a fresh buffer and decode it back.
+    fn roundtrip<E: Encode>(e: &E) -> Vec<u8> {
+        let size = e.encoded_size().expect("encodable");
+        let mut buf = vec![0u64; size.bytes / 8 + 1];
+        let p = buf.as_mut_ptr() as *mut u8;
+        // SAFETY: the buffer holds size.bytes + 8 bytes, 8-byte aligned.
+        unsafe { e.encode_into(p, size, 9) };
+        let bytes = unsafe { std::slice::from_raw_parts(p, size.bytes) }.to_vec();
+        assert_eq!(decode(&bytes).unwrap().1, size.bytes);
+        bytes
+    }
+
+    fn cstr(s: &[u8]) -> *const c_char {
+        s.as_ptr() as *const c_char
+    }
+
+    #[test]
+    fn same_bytes_as_spec() {
+        let (k1, k2, k3, k4, k5) = (7, 8, 9, 10, 11);
+        let attrs = [
+            MspAttr { key: k1, kind: MSP_ATTR_INT, i: -5, f: 0.0, s: std::ptr::null(), len: 0 },
+            MspAttr { key: k2, kind: MSP_ATTR_FLOAT, i: 0, f: 0.25, s: std::ptr::null(), len: 0 },
+            MspAttr { key: k3, kind: MSP_ATTR_STR, i: 0, f: 0.0, s: cstr(b"hello"), len: 5 },
+            MspAttr { key: 99, kind: 77, i: 1, f: 1.0, s: std::ptr::null(), len: 0 }, // unknown: skipped
+            MspAttr { key: k4, kind: MSP_ATTR_BOOL, i: 3, f: 0.0, s: std::ptr::null(), len: 0 },
+            MspAttr { key: k5, kind: MSP_ATTR_JSON, i: 0, f: 0.0, s: cstr(b"[1,2]"), len: 5 },
+        ];
+        let rids = [MspStr { ptr: cstr(b"req-1"), len: 5 }, MspStr { ptr: std::ptr::null(), len: 3 }];
+        let json = br#"{"a":1}"#;
+        let p = MspPayload { attrs: attrs.as_ptr(), n_attrs: attrs.len(), rids: rids.as_ptr(), n_rids: 2, json: cstr(json), json_len: json.len() };
+        let from_c = roundtrip(&Payload::new(Kind::Span, 0, 1, 2, 100, 250, &p));
+
+        let want_attrs = [
+            Attr { key: k1, value: Value::Int(-5) },
+            Attr { key: k2, value: Value::Float(0.25) },
+            Attr { key: k3, value: Value::Str(b"hello") },
+            Attr { key: k4, value: Value::Bool(true) },
+            Attr { key: k5, value: Value::Json(b"[1,2]") },
+        ];
+        let want_rids: [&[u8]; 2] = [b"req-1", b""]; // a NULL id is an empty one
+        let spec = Spec { kind: Kind::Span, flags: 0, t0: 100, t1: 250, domain: 1, name: 2, attrs: want_attrs.iter().copied(), rids: want_rids.iter().copied(), json };
+        assert_eq!(from_c, roundtrip(&spec));
+    }
+
+    #[test]
+    fn null_parts_are_empty() {
+        let bare = roundtrip(&Payload::new(Kind::Event, 0, 3, 4, 5, 0, std::ptr::null()));
+        let p = MspPayload { attrs: std::ptr::null(), n_attrs: 4, rids: std::ptr::null(), n_rids: 2, json: std::ptr::null(), json_len: 9 };
+        assert_eq!(roundtrip(&Payload::new(Kind::Event, 0, 3, 4, 5, 0, &p)), bare);
+        let (v, _) = decode(&bare).unwrap();
+        assert_eq!((v.attrs().count(), v.rids().count(), v.json()), (0, 0, None));
+    }
+
+    #[test]
+    fn too_many_attributes_cannot_be_encoded() {
+        let a = MspAttr { key: 1, kind: MSP_ATTR_INT, i: 0, f: 0.0, s: std::ptr::null(), len: 0 };
+        let attrs = vec![a; u16::MAX as usize + 1];
+        let p = MspPayload { attrs: attrs.as_ptr(), n_attrs: attrs.len(), rids: std::ptr::null(), n_rids: 0, json: std::ptr::null(), json_len: 0 };
+        assert!(Payload::new(Kind::Span, 0, 1, 1, 0, 0, &p).encoded_size().is_none());
+    }
+}
