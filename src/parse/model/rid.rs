@@ -149,45 +149,65 @@ impl Rids {
 
     /// As [`to_value`](Self::to_value), written straight to JSON text (no tree).
     pub fn write_json(out: &mut String, entries: &[RidEntry], dicts: bool, map: &RidMap) {
-        use std::fmt::Write;
-        let num = |out: &mut String, x: f64| {
+        let mut v = std::mem::take(out).into_bytes();
+        Self::write_json_bytes(&mut v, entries, dicts, map, b"\"");
+        *out = String::from_utf8(v).expect("JSON text is UTF-8");
+    }
+
+    /// As [`write_json`](Self::write_json), appended to bytes, with every `"` of the JSON text
+    /// written as `q` (`"` for JSON; `""` for the inside of a quoted CSV cell).
+    pub fn write_json_bytes(out: &mut Vec<u8>, entries: &[RidEntry], dicts: bool, map: &RidMap, q: &[u8]) {
+        let num = |out: &mut Vec<u8>, x: f64| {
             if x.fract() == 0.0 && x.abs() < 9e15 {
-                let _ = write!(out, "{}", x as i64);
+                out.extend_from_slice(itoa::Buffer::new().format(x as i64).as_bytes());
             } else if x.is_finite() {
+                use std::io::Write;
                 let _ = write!(out, "{x}");
             } else {
-                out.push_str("null");
+                out.extend_from_slice(b"null");
             }
         };
-        out.push('[');
+        out.push(b'[');
         for (i, e) in entries.iter().enumerate() {
             if i > 0 {
-                out.push_str(", ");
+                out.extend_from_slice(b", ");
             }
             if dicts {
-                out.push_str("{\"rid\": ");
+                out.push(b'{');
+                out.extend_from_slice(q);
+                out.extend_from_slice(b"rid");
+                out.extend_from_slice(q);
+                out.extend_from_slice(b": ");
             }
             let rid = map.resolve(&e.rid);
             if rid.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
-                out.push('"');
-                out.push_str(rid);
-                out.push('"');
+                out.extend_from_slice(q);
+                out.extend_from_slice(rid.as_bytes());
+                out.extend_from_slice(q);
             } else {
-                out.push_str(&serde_json::to_string(rid).unwrap_or_default());
+                for b in serde_json::to_string(rid).unwrap_or_default().bytes() {
+                    if b == b'"' {
+                        out.extend_from_slice(q);
+                    } else {
+                        out.push(b);
+                    }
+                }
             }
             if dicts {
                 for (k, v) in e.fields() {
                     if let Some(v) = v {
-                        out.push_str(", \"");
-                        out.push_str(k);
-                        out.push_str("\": ");
+                        out.extend_from_slice(b", ");
+                        out.extend_from_slice(q);
+                        out.extend_from_slice(k.as_bytes());
+                        out.extend_from_slice(q);
+                        out.extend_from_slice(b": ");
                         num(out, v);
                     }
                 }
-                out.push('}');
+                out.push(b'}');
             }
         }
-        out.push(']');
+        out.push(b']');
     }
 
     /// The rids joined with `,` (the reference's `rid` string).
