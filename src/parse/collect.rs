@@ -134,7 +134,7 @@ impl<'a> Collector<'a> {
             if is_sliced(ev.domain) {
                 match t.slice(ev, batch.then(|| (ev.rids.entries.len() as f64, batch_type.as_str()))) {
                     Ok(tid) if self.flows => {
-                        for e in &ev.rids.entries {
+                        for e in ev.rids.entries.iter() {
                             let pt = FlowPt { ts: ev.start, pid: self.info.trace_pid, tid };
                             match self.part.flows.get_mut(e.rid.as_str()) {
                                 Some(v) => v.push(pt),
@@ -180,7 +180,7 @@ impl<'a> Collector<'a> {
         let (s, e) = (ev.start, ev.end);
         match ev.name {
             "httpReq" | "tokenize" => {
-                for r in &ev.rids.entries {
+                for r in ev.rids.entries.iter() {
                     self.part.api_ids.insert(r.rid.clone());
                     let a = self.req(&r.rid, s);
                     if ev.name == "httpReq" {
@@ -191,7 +191,7 @@ impl<'a> Collector<'a> {
             "httpRes" | "DecodeEnd" | "sendResponse" | "outputSync" => {
                 let recv = ev.num("recvTokenSize=");
                 let reply = ev.num("replyTokenSize=");
-                for r in &ev.rids.entries {
+                for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
                     ReqAcc::set_max(&mut a.end, e);
                     match ev.name {
@@ -212,7 +212,7 @@ impl<'a> Collector<'a> {
                 }
             }
             "detokenize" | "decode" => {
-                for r in &ev.rids.entries {
+                for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
                     ReqAcc::set_first_i(&mut a.first_detok, s, e);
                 }
@@ -224,7 +224,7 @@ impl<'a> Collector<'a> {
                 }
                 let enq = ev.name == "Enqueue";
                 let waiting = q == "WAITING";
-                for r in &ev.rids.entries {
+                for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
                     if waiting {
                         if enq {
@@ -237,7 +237,7 @@ impl<'a> Collector<'a> {
             }
             "CacheHitRate" => {
                 if let Some(h) = ev.num("hitCache") {
-                    for r in &ev.rids.entries {
+                    for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
                         ReqAcc::set_first_f(&mut a.cache_hit, s, h);
                     }
@@ -250,7 +250,7 @@ impl<'a> Collector<'a> {
                 } else if ev.domain != "KVCache" && ev.domain != "PullKVCache" {
                     let exec = ev.name == "modelExec";
                     let iter_row = batch && (exec || crate::parse::model::batch::SCHEDULE_NAMES.contains(&ev.name));
-                    for r in &ev.rids.entries {
+                    for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
                         if exec {
                             a.exec_ns += e - s;

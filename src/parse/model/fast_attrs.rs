@@ -4,6 +4,7 @@
 //! values outside the rid dicts, odd numbers, invalid JSON), and the caller falls back to serde.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::Value as J;
 
@@ -209,34 +210,36 @@ impl<'a> P<'a> {
             b'{' => return None,
             _ => {
                 return Some(match self.scalar()? {
-                    Sc::Str(s) => Rids { entries: vec![entry(s.to_string())], ..Rids::default() },
-                    Sc::Num(n) if n.is_i64() || n.is_u64() => Rids { entries: vec![entry(n.to_string())], ..Rids::default() },
+                    Sc::Str(s) => Rids { entries: Arc::new(vec![entry(s.to_string())]), ..Rids::default() },
+                    Sc::Num(n) if n.is_i64() || n.is_u64() => Rids { entries: Arc::new(vec![entry(n.to_string())]), ..Rids::default() },
                     Sc::Num(_) => return None,
                     Sc::Bool(_) | Sc::Null => Rids::default(),
                 })
             }
         }
         self.i += 1;
-        let mut r = Rids { list: true, entries: Vec::with_capacity(16), dicts: false };
+        let mut r = Rids { list: true, entries: Arc::default(), dicts: false };
         if self.try_lit(b']') {
             return Some(r);
         }
+        let mut entries = Vec::with_capacity(16);
         loop {
             match self.peek()? {
                 b'{' => {
                     r.dicts = true;
                     if let Some(e) = self.dict()? {
-                        r.entries.push(e);
+                        entries.push(e);
                     }
                 }
                 _ => {
                     if let Some(s) = self.id()? {
-                        r.entries.push(entry(s));
+                        entries.push(entry(s));
                     }
                 }
             }
             if !self.try_lit(b',') {
                 self.lit(b']')?;
+                r.entries = Arc::new(entries);
                 return Some(r);
             }
         }

@@ -50,8 +50,9 @@ impl RidEntry {
 /// The rids of a record.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rids {
-    /// The requests, in record order.
-    pub entries: Vec<RidEntry>,
+    /// The requests, in record order (shared: a repeated list is decoded once, see
+    /// [`AttrCache`](super::attrs::AttrCache), and batch rows keep it without a copy).
+    pub entries: std::sync::Arc<Vec<RidEntry>>,
     /// The original shape was a list of dicts.
     pub dicts: bool,
     /// The original shape was a list (of scalars or dicts).
@@ -82,12 +83,13 @@ impl Rids {
         match v {
             J::Array(a) => {
                 let mut r = Rids { list: true, ..Rids::default() };
+                let entries = std::sync::Arc::make_mut(&mut r.entries);
                 for x in a {
                     match x {
                         J::Object(o) => {
                             r.dicts = true;
                             let Some(rid) = o.get("rid").and_then(scalar) else { continue };
-                            r.entries.push(RidEntry {
+                            entries.push(RidEntry {
                                 rid,
                                 iter: num(o.get("iter")).map(|f| f as i64),
                                 typ: num(o.get("type")).map(|f| f as i64),
@@ -100,21 +102,21 @@ impl Rids {
                         }
                         other => {
                             if let Some(rid) = scalar(other) {
-                                r.entries.push(RidEntry { rid, ..RidEntry::default() });
+                                entries.push(RidEntry { rid, ..RidEntry::default() });
                             }
                         }
                     }
                 }
                 r
             }
-            other => Rids { entries: scalar(other).map(|rid| RidEntry { rid, ..RidEntry::default() }).into_iter().collect(), ..Rids::default() },
+            other => Rids { entries: std::sync::Arc::new(scalar(other).map(|rid| RidEntry { rid, ..RidEntry::default() }).into_iter().collect()), ..Rids::default() },
         }
     }
 
     /// From the record's typed rids (the C ABI's rid array).
     pub fn from_strings<'a>(it: impl Iterator<Item = &'a [u8]>) -> Rids {
         let entries: Vec<RidEntry> = it.map(|b| RidEntry { rid: String::from_utf8_lossy(b).into_owned(), ..RidEntry::default() }).collect();
-        Rids { list: entries.len() > 1, entries, dicts: false }
+        Rids { list: entries.len() > 1, entries: std::sync::Arc::new(entries), dicts: false }
     }
 
     /// No request ids.
