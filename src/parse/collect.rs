@@ -171,7 +171,12 @@ impl<'a> Collector<'a> {
             }
         }
         if ev.kind == Kind::Span {
-            *self.part.span_names.entry(ev.name.to_string()).or_default() += 1;
+            match self.part.span_names.get_mut(ev.name) {
+                Some(n) => *n += 1,
+                None => {
+                    self.part.span_names.insert(ev.name.to_string(), 1);
+                }
+            }
             if self.spans.contains(ev.name) {
                 self.part.spans.push(SpanRow { name: ev.name.to_string(), proc, start: ev.start, end: ev.end });
             }

@@ -78,7 +78,7 @@ pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowS
         } else {
             // Non-empty JSON always holds `"`: the cell is quoted, its quotes doubled.
             cell.push(b'"');
-            Rids::write_json_bytes(&mut cell, &entries, b.dicts, &m.map, b"\"\"");
+            Rids::write_json_bytes(&mut cell, &entries, b.dicts, &m.map, true);
             cell.push(b'"');
         }
         *slot = Some((key, cell));

@@ -81,19 +81,31 @@ impl<'a> P<'a> {
         self.try_lit(c).then_some(())
     }
 
-    /// A string without escapes (else `None`).
-    fn string(&mut self) -> Option<&'a str> {
+    /// The bytes of a string without escapes or control characters (else `None`).
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
         if self.b.get(self.i) != Some(&b'"') {
             return None;
         }
         let s = self.i + 1;
         let rest = &self.b[s..];
-        let n = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest[n] != b'"' {
+        let n = memchr::memchr2(b'"', b'\\', rest)?;
+        // No early exit: the fold vectorises, and strings here are short.
+        if rest[n] != b'"' || rest[..n].iter().fold(false, |c, &b| c | (b < 0x20)) {
             return None;
         }
         self.i = s + n + 1;
-        std::str::from_utf8(&rest[..n]).ok()
+        Some(&rest[..n])
+    }
+
+    /// A string without escapes (else `None`).
+    fn string(&mut self) -> Option<&'a str> {
+        let r = self.raw_string()?;
+        if r.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(r) })
+        } else {
+            std::str::from_utf8(r).ok()
+        }
     }
 
     /// A number: plain non-negative integers here, anything else through serde_json.
@@ -255,23 +267,27 @@ impl<'a> P<'a> {
         }
         loop {
             self.ws();
-            let k = self.string()?;
+            let k = self.raw_string()?;
             self.lit(b':')?;
             match k {
-                "rid" => {
+                b"rid" => {
                     if let Some(r) = self.id()? {
                         e.rid = r;
                         has_rid = true;
                     }
                 }
-                "iter" => e.iter = self.num()?.map(|f| f as i64),
-                "type" => e.typ = self.num()?.map(|f| f as i64),
-                "num_scheduled_tokens" => e.scheduled = self.num()?,
-                "num_prompt_tokens" => e.prompt = self.num()?,
-                "num_computed_tokens" => e.computed = self.num()?,
-                "num_spec_output_tokens" => e.spec_out = self.num()?,
-                "num_spec_accepted_tokens" => e.spec_accepted = self.num()?,
-                _ => self.skip(0)?,
+                b"iter" => e.iter = self.num()?.map(|f| f as i64),
+                b"type" => e.typ = self.num()?.map(|f| f as i64),
+                b"num_scheduled_tokens" => e.scheduled = self.num()?,
+                b"num_prompt_tokens" => e.prompt = self.num()?,
+                b"num_computed_tokens" => e.computed = self.num()?,
+                b"num_spec_output_tokens" => e.spec_out = self.num()?,
+                b"num_spec_accepted_tokens" => e.spec_accepted = self.num()?,
+                // Other keys must still be valid UTF-8 (as serde requires).
+                _ => {
+                    std::str::from_utf8(k).ok()?;
+                    self.skip(0)?
+                }
             }
             if !self.try_lit(b',') {
                 self.lit(b'}')?;

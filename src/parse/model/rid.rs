@@ -152,13 +152,38 @@ impl Rids {
     /// As [`to_value`](Self::to_value), written straight to JSON text (no tree).
     pub fn write_json(out: &mut String, entries: &[RidEntry], dicts: bool, map: &RidMap) {
         let mut v = std::mem::take(out).into_bytes();
-        Self::write_json_bytes(&mut v, entries, dicts, map, b"\"");
+        Self::write_json_bytes(&mut v, entries, dicts, map, false);
         *out = String::from_utf8(v).expect("JSON text is UTF-8");
     }
 
-    /// As [`write_json`](Self::write_json), appended to bytes, with every `"` of the JSON text
-    /// written as `q` (`"` for JSON; `""` for the inside of a quoted CSV cell).
-    pub fn write_json_bytes(out: &mut Vec<u8>, entries: &[RidEntry], dicts: bool, map: &RidMap, q: &[u8]) {
+    /// As [`write_json`](Self::write_json), appended to bytes; with `csv`, every `"` of the JSON
+    /// text is doubled (the inside of a quoted CSV cell).
+    pub fn write_json_bytes(out: &mut Vec<u8>, entries: &[RidEntry], dicts: bool, map: &RidMap, csv: bool) {
+        /// `{"rid": `, then `, "<key>": ` per field of [`RidEntry::fields`]: JSON, then CSV-quoted.
+        const PRE: [[&[u8]; 8]; 2] = [
+            [
+                b"{\"rid\": ",
+                b", \"iter\": ",
+                b", \"type\": ",
+                b", \"num_scheduled_tokens\": ",
+                b", \"num_prompt_tokens\": ",
+                b", \"num_computed_tokens\": ",
+                b", \"num_spec_output_tokens\": ",
+                b", \"num_spec_accepted_tokens\": ",
+            ],
+            [
+                b"{\"\"rid\"\": ",
+                b", \"\"iter\"\": ",
+                b", \"\"type\"\": ",
+                b", \"\"num_scheduled_tokens\"\": ",
+                b", \"\"num_prompt_tokens\"\": ",
+                b", \"\"num_computed_tokens\"\": ",
+                b", \"\"num_spec_output_tokens\"\": ",
+                b", \"\"num_spec_accepted_tokens\"\": ",
+            ],
+        ];
+        let pre = &PRE[csv as usize];
+        let q: &[u8] = if csv { b"\"\"" } else { b"\"" };
         let num = |out: &mut Vec<u8>, x: f64| {
             if x.fract() == 0.0 && x.abs() < 9e15 {
                 out.extend_from_slice(itoa::Buffer::new().format(x as i64).as_bytes());
@@ -175,14 +200,11 @@ impl Rids {
                 out.extend_from_slice(b", ");
             }
             if dicts {
-                out.push(b'{');
-                out.extend_from_slice(q);
-                out.extend_from_slice(b"rid");
-                out.extend_from_slice(q);
-                out.extend_from_slice(b": ");
+                out.extend_from_slice(pre[0]);
             }
             let rid = map.resolve(&e.rid);
             if rid.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+                out.reserve(rid.len() + 2 * q.len());
                 out.extend_from_slice(q);
                 out.extend_from_slice(rid.as_bytes());
                 out.extend_from_slice(q);
@@ -196,13 +218,9 @@ impl Rids {
                 }
             }
             if dicts {
-                for (k, v) in e.fields() {
+                for (k, (_, v)) in e.fields().into_iter().enumerate() {
                     if let Some(v) = v {
-                        out.extend_from_slice(b", ");
-                        out.extend_from_slice(q);
-                        out.extend_from_slice(k.as_bytes());
-                        out.extend_from_slice(q);
-                        out.extend_from_slice(b": ");
+                        out.extend_from_slice(pre[k + 1]);
                         num(out, v);
                     }
                 }
@@ -322,6 +340,10 @@ mod tests {
         let mut s = String::new();
         Rids::write_json(&mut s, &r.entries, true, &m);
         assert_eq!(serde_json::from_str::<J>(&s).unwrap(), Rids::to_value(&r.entries, true, &m));
+        // The CSV form is the JSON text with its quotes doubled.
+        let mut c = Vec::new();
+        Rids::write_json_bytes(&mut c, &r.entries, true, &m, true);
+        assert_eq!(String::from_utf8(c).unwrap(), s.replace('"', "\"\""));
         assert_eq!(m.resolve("a-0123abcd"), "a");
         assert_eq!(m.resolve("b-0123abcd"), "b-0123abcd");
         assert_eq!(m.resolve("e1"), "a");
