@@ -198,9 +198,24 @@ impl TraceOut {
                 put(&mut args, k, v);
             }
         }
-        put(&mut args, "start_datetime", &J::String(time::datetime(ev.start, self.offset_s)));
-        put(&mut args, "end_datetime", &J::String(time::datetime(ev.end, self.offset_s)));
-        put(&mut args, "tid", &J::from(ev.tid));
+        // Datetimes and the tid need no JSON escaping: written in place.
+        for (k, t) in [(&b"\"start_datetime\":\""[..], ev.start), (&b"\"end_datetime\":\""[..], ev.end)] {
+            if n > 0 {
+                args.push(b',');
+            }
+            n += 1;
+            args.extend_from_slice(k);
+            time::datetime_into(&mut args, t, self.offset_s);
+            args.push(b'"');
+        }
+        args.extend_from_slice(b",\"tid\":");
+        args.extend_from_slice(itoa::Buffer::new().format(ev.tid).as_bytes());
+        let put = |args: &mut Vec<u8>, k: &str, v: &J| {
+            args.push(b',');
+            let _ = serde_json::to_writer(&mut *args, k);
+            args.push(b':');
+            let _ = serde_json::to_writer(&mut *args, v);
+        };
         if let Some((size, ty)) = batch {
             put(&mut args, "batch_size", &J::from(size));
             if !ty.is_empty() {
@@ -208,11 +223,8 @@ impl TraceOut {
             }
             if !ev.rids.is_empty() {
                 // start_datetime etc. precede, so a separator is always needed.
-                args.push(b',');
-                let mut s = String::with_capacity(ev.rids.entries.len() * 48);
-                Rids::write_json(&mut s, &ev.rids.entries, ev.rids.dicts, &RidMap::default());
-                args.extend_from_slice(b"\"res_list\":");
-                args.extend_from_slice(s.as_bytes());
+                args.extend_from_slice(b",\"res_list\":");
+                Rids::write_json_bytes(&mut args, &ev.rids.entries, ev.rids.dicts, &RidMap::default(), false);
             }
         } else {
             for k in ["batch_size", "batch_type"] {
@@ -222,7 +234,8 @@ impl TraceOut {
             }
         }
         if !ev.rids.is_empty() {
-            put(&mut args, "rid", &J::String(ev.rids.joined()));
+            args.extend_from_slice(b",\"rid\":");
+            let _ = serde_json::to_writer(&mut args, &ev.rids.joined());
         }
         args.push(b'}');
         let dur = ev.dur();
@@ -231,11 +244,19 @@ impl TraceOut {
             self.buf.extend_from_slice(b"{\"name\":");
             let _ = serde_json::to_writer(&mut self.buf, ev.name);
             if dur > 0 {
-                let _ = write!(self.buf, ",\"ph\":\"X\",\"ts\":{},\"dur\":{}", time::us_text(ev.start), time::us_text(dur));
+                self.buf.extend_from_slice(b",\"ph\":\"X\",\"ts\":");
+                time::us_text_into(&mut self.buf, ev.start);
+                self.buf.extend_from_slice(b",\"dur\":");
+                time::us_text_into(&mut self.buf, dur);
             } else {
-                let _ = write!(self.buf, ",\"ph\":\"I\",\"s\":\"t\",\"ts\":{}", time::us_text(ev.start));
+                self.buf.extend_from_slice(b",\"ph\":\"I\",\"s\":\"t\",\"ts\":");
+                time::us_text_into(&mut self.buf, ev.start);
             }
-            let _ = write!(self.buf, ",\"pid\":{},\"tid\":{},\"cat\":", self.pid, tid);
+            self.buf.extend_from_slice(b",\"pid\":");
+            self.buf.extend_from_slice(itoa::Buffer::new().format(self.pid).as_bytes());
+            self.buf.extend_from_slice(b",\"tid\":");
+            self.buf.extend_from_slice(itoa::Buffer::new().format(tid).as_bytes());
+            self.buf.extend_from_slice(b",\"cat\":");
             let _ = serde_json::to_writer(&mut self.buf, ev.domain);
             self.buf.extend_from_slice(b",\"args\":");
             self.buf.extend_from_slice(&args);
@@ -273,7 +294,13 @@ impl TraceOut {
             self.buf.clear();
             self.buf.extend_from_slice(b"{\"name\":");
             let _ = serde_json::to_writer(&mut self.buf, name);
-            let _ = write!(self.buf, ",\"ph\":\"C\",\"ts\":{},\"pid\":{},\"args\":{args}}}", time::us_text(ts), self.pid);
+            self.buf.extend_from_slice(b",\"ph\":\"C\",\"ts\":");
+            time::us_text_into(&mut self.buf, ts);
+            self.buf.extend_from_slice(b",\"pid\":");
+            self.buf.extend_from_slice(itoa::Buffer::new().format(self.pid).as_bytes());
+            self.buf.extend_from_slice(b",\"args\":");
+            self.buf.extend_from_slice(args.as_bytes());
+            self.buf.push(b'}');
             self.emit()?;
         }
         if let Some((w, _)) = &mut self.pf {
