@@ -2,7 +2,6 @@
 //! chrome-trace fragment file and/or batches of profiler.db timeline rows. Fragments are joined
 //! into `chrome_tracing.json` at the end (see [`super::chrome`]).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -11,7 +10,7 @@ use serde_json::Value as J;
 
 use super::db_part::{PartWriter, Row};
 use crate::parse::model::event::Event;
-use crate::parse::model::rid::{RidMap, Rids};
+use crate::parse::model::rid::{RidEntry, RidMap, Rids};
 use crate::parse::time;
 
 /// A trace thread (track) of one process.
@@ -117,9 +116,12 @@ pub struct TraceOut {
     db: Option<PartWriter>,
     pf: Option<(BufWriter<File>, PathBuf)>,
     counters: Vec<String>,
-    threads: HashMap<u32, usize>,
+    threads: rustc_hash::FxHashMap<u32, usize>,
     list: Vec<ThreadInfo>,
     buf: Vec<u8>,
+    /// The last `res_list` JSON with the list it was written from (held, so the pointer
+    /// comparison is sound): a `modelExec` repeats its schedule record's shared list.
+    res: Option<(std::sync::Arc<Vec<RidEntry>>, bool, Vec<u8>)>,
 }
 
 impl TraceOut {
@@ -144,9 +146,10 @@ impl TraceOut {
             },
             pf,
             counters: Vec::new(),
-            threads: HashMap::new(),
+            threads: Default::default(),
             list: Vec::new(),
             buf: Vec::with_capacity(1024),
+            res: None,
         })
     }
 
@@ -224,7 +227,17 @@ impl TraceOut {
             if !ev.rids.is_empty() {
                 // start_datetime etc. precede, so a separator is always needed.
                 args.extend_from_slice(b",\"res_list\":");
-                Rids::write_json_bytes(&mut args, &ev.rids.entries, ev.rids.dicts, &RidMap::default(), false);
+                let e = &ev.rids.entries;
+                match &mut self.res {
+                    Some((l, d, text)) if std::sync::Arc::ptr_eq(l, e) && *d == ev.rids.dicts => args.extend_from_slice(text),
+                    slot => {
+                        let mut text = slot.take().map(|s| s.2).unwrap_or_default();
+                        text.clear();
+                        Rids::write_json_bytes(&mut text, e, ev.rids.dicts, &RidMap::default(), false);
+                        args.extend_from_slice(&text);
+                        *slot = Some((e.clone(), ev.rids.dicts, text));
+                    }
+                }
             }
         } else {
             for k in ["batch_size", "batch_type"] {
