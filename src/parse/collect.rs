@@ -1,7 +1,7 @@
 //! Reading one process: every record is normalised once, drawn into the trace writer and folded
 //! into that process's [`Partial`].
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::parse::export::trace::{is_sliced, Finished, ThreadInfo, TraceOut};
@@ -44,7 +44,7 @@ pub struct ProcResult {
 /// Folds events into a partial.
 pub struct Collector<'a> {
     info: &'a ProcInfo,
-    spans: &'a HashSet<String>,
+    spans: &'a FxHashSet<String>,
     part: Partial,
     trace: Option<TraceOut>,
     domains: u8,
@@ -60,7 +60,7 @@ pub struct Collector<'a> {
 
 impl<'a> Collector<'a> {
     /// A collector for process `info`, keeping `span_info` spans named in `spans`.
-    pub fn new(info: &'a ProcInfo, spans: &'a HashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
+    pub fn new(info: &'a ProcInfo, spans: &'a FxHashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
         Collector {
             info,
             spans,
@@ -336,7 +336,7 @@ impl<'a> Collector<'a> {
 pub fn read_process(
     p: &Process,
     info: &ProcInfo,
-    spans: &HashSet<String>,
+    spans: &FxHashSet<String>,
     trace: Option<TraceOut>,
     flows: bool,
     spill: Option<(std::path::PathBuf, u32)>,

@@ -203,7 +203,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     assign_ids(&mut infos);
     output::create_dir(&opts.output).map_err(io("creating the output directory"))?;
     let want = |f: Format| opts.formats.contains(&f);
-    let mut spans: HashSet<String> = export::span_info::DEFAULT_SPANS.iter().map(|s| s.to_string()).collect();
+    let mut spans: rustc_hash::FxHashSet<String> = export::span_info::DEFAULT_SPANS.iter().map(|s| s.to_string()).collect();
     spans.extend(opts.spans.iter().cloned());
 
     let db = if want(Format::Db) {
