@@ -95,7 +95,8 @@ fn per_process_track(domain: &str) -> bool {
 /// The trace tid of (domain, OS tid): deterministic, so the parts of one process read in
 /// parallel agree: `(os_tid << 8) | domain code` (known domains 1–11, others hashed to 16–255).
 pub fn trace_tid(domain: &str, os_tid: u32) -> u32 {
-    const KNOWN: [&str; 11] = ["Execute", "Schedule", "Communication", "KVCache", "Schedule.KVCache", "Engine", "Api", "Kernel", "Request", "RequestState", "Multimodal"];
+    const KNOWN: [&str; 11] =
+        ["Execute", "Schedule", "Communication", "KVCache", "Schedule.KVCache", "Engine", "Api", "Kernel", "Request", "RequestState", "Multimodal"];
     let code = match KNOWN.iter().position(|d| *d == domain) {
         Some(i) => i as u32 + 1,
         None => {

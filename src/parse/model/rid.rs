@@ -109,7 +109,9 @@ impl Rids {
                 }
                 r
             }
-            other => Rids { entries: std::sync::Arc::new(scalar(other).map(|rid| RidEntry { rid, ..RidEntry::default() }).into_iter().collect()), ..Rids::default() },
+            other => {
+                Rids { entries: std::sync::Arc::new(scalar(other).map(|rid| RidEntry { rid, ..RidEntry::default() }).into_iter().collect()), ..Rids::default() }
+            }
         }
     }
 
