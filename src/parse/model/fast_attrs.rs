@@ -204,6 +204,22 @@ impl<'a> P<'a> {
 
     /// A number as the rid dicts read it (numbers, numeric strings, booleans; else `None`).
     fn num(&mut self) -> Option<Option<f64>> {
+        // Fast path: a plain non-negative integer (what `number` takes without serde), as f64.
+        self.ws();
+        let (b, s) = (self.b, self.i);
+        if b.get(s).is_some_and(u8::is_ascii_digit) {
+            let (mut i, mut v) = (s, 0u64);
+            while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+                v = v.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+                i += 1;
+            }
+            let n = i - s;
+            let more = b.get(i).is_some_and(|c| matches!(c, b'.' | b'e' | b'E' | b'-' | b'+'));
+            if n <= 19 && !more && (b[s] != b'0' || n == 1) {
+                self.i = i;
+                return Some(Some(v as f64));
+            }
+        }
         match self.peek()? {
             b'[' | b'{' => self.skip(0).map(|_| None),
             _ => Some(match self.scalar()? {
@@ -265,9 +281,32 @@ impl<'a> P<'a> {
         if self.try_lit(b'}') {
             return Some(None);
         }
+        // The keys usually come in the contract's order: the expected one is compared first.
+        const KEYS: [&[u8]; 8] = [
+            b"\"rid\"",
+            b"\"iter\"",
+            b"\"type\"",
+            b"\"num_scheduled_tokens\"",
+            b"\"num_prompt_tokens\"",
+            b"\"num_computed_tokens\"",
+            b"\"num_spec_output_tokens\"",
+            b"\"num_spec_accepted_tokens\"",
+        ];
+        let mut next = 0;
         loop {
             self.ws();
-            let k = self.raw_string()?;
+            let k = match KEYS.get(next) {
+                Some(q) if self.b[self.i..].starts_with(q) => {
+                    self.i += q.len();
+                    next += 1;
+                    &q[1..q.len() - 1]
+                }
+                _ => {
+                    let k = self.raw_string()?;
+                    next = KEYS.iter().position(|q| &q[1..q.len() - 1] == k).map_or(KEYS.len(), |p| p + 1);
+                    k
+                }
+            };
             self.lit(b':')?;
             match k {
                 b"rid" => {
@@ -316,6 +355,7 @@ mod tests {
             r#"{"rid": [{"rid": {"a": 1}, "iter": 1}, {"iter": 2}, {"rid": "é", "type": true, "num_prompt_tokens": " 12 "}]}"#,
             r#" { } "#,
             r#"{"rid": 12, "z": 0, "big": 123456789012345678901, "u": 18446744073709551615}"#,
+            r#"{"rid": [{"type": 1, "rid": "b", "num_prompt_tokens": 3, "iter": 4, "iter": 5, "num_computed_tokens": 12345678901234567890}, {"rid":"c","iter":0,"num_scheduled_tokens":1.5e2}]}"#,
         ];
         for text in common {
             let fast = parse(text.as_bytes()).unwrap_or_else(|| panic!("no fast path for {text}"));
