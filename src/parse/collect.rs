@@ -80,7 +80,7 @@ impl<'a> Collector<'a> {
     fn req(&mut self, rid: &str, ts: i64) -> &mut ReqAcc {
         let map = &mut self.part.requests;
         if !map.contains_key(rid) {
-            map.insert(rid.to_string(), ReqAcc::default());
+            map.insert(rid.to_string(), Box::default());
         }
         let r = map.get_mut(rid).expect("inserted above");
         r.seen(ts);
