@@ -82,7 +82,7 @@ impl<'a> Attrs<'a> {
                 Value::Int(i) => J::from(i),
                 Value::Float(f) => J::from(f),
                 Value::Bool(b) => J::from(b),
-                Value::Str(s) => J::String(String::from_utf8_lossy(s).into_owned()),
+                Value::Str(s) => J::String(super::rid::lossy_string(s)),
                 Value::Json(s) => serde_json::from_slice(s).unwrap_or_else(|_| J::String(String::from_utf8_lossy(s).into_owned())),
             };
             if key == "rid" {

@@ -117,7 +117,7 @@ impl Rids {
 
     /// From the record's typed rids (the C ABI's rid array).
     pub fn from_strings<'a>(it: impl Iterator<Item = &'a [u8]>) -> Rids {
-        let entries: Vec<RidEntry> = it.map(|b| RidEntry { rid: String::from_utf8_lossy(b).into_owned(), ..RidEntry::default() }).collect();
+        let entries: Vec<RidEntry> = it.map(|b| RidEntry { rid: lossy_string(b), ..RidEntry::default() }).collect();
         Rids { list: entries.len() > 1, entries: std::sync::Arc::new(entries), dicts: false }
     }
 
@@ -242,6 +242,15 @@ impl Rids {
             s.push_str(&e.rid);
         }
         s
+    }
+}
+
+/// `String::from_utf8_lossy(b).into_owned()`, with the fast validation of `from_utf8` first
+/// (the lossy scan is byte by byte).
+pub fn lossy_string(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
     }
 }
 
