@@ -78,11 +78,8 @@ impl<'a> Collector<'a> {
     }
 
     fn req(&mut self, rid: &str, ts: i64) -> &mut ReqAcc {
-        let map = &mut self.part.requests;
-        if !map.contains_key(rid) {
-            map.insert(rid.to_string(), Box::default());
-        }
-        let r = map.get_mut(rid).expect("inserted above");
+        // One lookup; the key is allocated only when the id is new.
+        let r = self.part.requests.entry_ref(rid).or_insert_with(Box::default);
         r.seen(ts);
         r
     }

@@ -51,7 +51,7 @@ pub struct QueueSample {
 pub struct Partial {
     /// Requests by raw id (boxed: the table's empty slots stay small, and merging and
     /// rehashing move a pointer instead of the accumulator).
-    pub requests: FxHashMap<String, Box<ReqAcc>>,
+    pub requests: hashbrown::HashMap<String, Box<ReqAcc>, rustc_hash::FxBuildHasher>,
     /// Ids seen on `httpReq`/`tokenize` (API-side ids).
     pub api_ids: FxHashSet<String>,
     /// Link records (from, to).
