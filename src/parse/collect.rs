@@ -79,7 +79,7 @@ impl<'a> Collector<'a> {
 
     fn req(&mut self, rid: &str, ts: i64) -> &mut ReqAcc {
         // One lookup; the key is allocated only when the id is new.
-        let r = self.part.requests.entry_ref(rid).or_insert_with(Box::default);
+        let r = self.part.requests.entry_ref(rid).or_default();
         r.seen(ts);
         r
     }

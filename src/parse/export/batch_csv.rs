@@ -69,7 +69,7 @@ pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowS
         st.res.resize_with(b.proc + 1, || None);
     }
     let slot = &mut st.res[b.proc];
-    if slot.as_ref().is_none_or(|(k, _)| *k != key) {
+    if slot.as_ref().map_or(true, |(k, _)| *k != key) {
         let mut cell = slot.take().map(|(_, c)| c).unwrap_or_default();
         cell.clear();
         let entries = entries_of(&m.spill, b);

@@ -201,7 +201,7 @@ impl ReqAcc {
         let mut v: Vec<(i64, bool, i64)> = self.iter_ends.iter().map(|e| (e.iter, e.exec, e.end)).collect();
         v.sort_unstable();
         // The last entry of each iteration's run is its largest (exec, end): the one kept.
-        let ends: Vec<i64> = v.iter().enumerate().filter(|(k, x)| v.get(k + 1).is_none_or(|n| n.0 != x.0)).map(|(_, x)| x.2).collect();
+        let ends: Vec<i64> = v.iter().enumerate().filter(|(k, x)| v.get(k + 1).map_or(true, |n| n.0 != x.0)).map(|(_, x)| x.2).collect();
         ends.windows(2).map(|w| w[1] - w[0]).collect()
     }
 }
