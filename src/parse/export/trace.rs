@@ -249,7 +249,20 @@ impl TraceOut {
         }
         if !ev.rids.is_empty() {
             args.extend_from_slice(b",\"rid\":");
-            let _ = serde_json::to_writer(&mut args, &ev.rids.joined());
+            // The ids joined by `,` as one JSON string; written in place when nothing needs escaping.
+            let clean = |r: &str| r.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+            if ev.rids.entries.iter().all(|e| clean(&e.rid)) {
+                args.push(b'"');
+                for (i, e) in ev.rids.entries.iter().enumerate() {
+                    if i > 0 {
+                        args.push(b',');
+                    }
+                    args.extend_from_slice(e.rid.as_bytes());
+                }
+                args.push(b'"');
+            } else {
+                let _ = serde_json::to_writer(&mut args, &ev.rids.joined());
+            }
         }
         args.push(b'}');
         let dur = ev.dur();
@@ -299,11 +312,29 @@ impl TraceOut {
 
     /// A counter sample (`C`): `name` on this process, values by series.
     pub fn counter(&mut self, name: &str, cat: &str, ts: i64, values: &[(&str, f64)]) -> std::io::Result<()> {
-        let mut args = serde_json::Map::new();
-        for (k, v) in values {
-            args.insert((*k).to_string(), J::from(*v));
-        }
-        let args = J::Object(args).to_string();
+        // `{"<series>":<value>,…}`; through a map only when a series repeats (the map keeps the
+        // first position and the last value).
+        let distinct = values.iter().enumerate().all(|(i, (k, _))| values[..i].iter().all(|(k2, _)| k2 != k));
+        let args = if distinct {
+            let mut a = Vec::with_capacity(64);
+            a.push(b'{');
+            for (i, (k, v)) in values.iter().enumerate() {
+                if i > 0 {
+                    a.push(b',');
+                }
+                serde_json::to_writer(&mut a, k)?;
+                a.push(b':');
+                serde_json::to_writer(&mut a, &J::from(*v))?;
+            }
+            a.push(b'}');
+            String::from_utf8(a).expect("JSON text is UTF-8")
+        } else {
+            let mut args = serde_json::Map::new();
+            for (k, v) in values {
+                args.insert((*k).to_string(), J::from(*v));
+            }
+            J::Object(args).to_string()
+        };
         if self.json.is_some() {
             self.buf.clear();
             self.buf.extend_from_slice(b"{\"name\":");
