@@ -19,8 +19,9 @@ use crate::parse::model::spill::SpillStore;
 pub struct RequestRow {
     /// The API request id.
     pub rid: String,
-    /// Everything known about it (merged over its internal ids).
-    pub acc: ReqAcc,
+    /// Everything known about it (merged over its internal ids; boxed, so sorting the rows
+    /// moves pointers).
+    pub acc: Box<ReqAcc>,
 }
 
 impl RequestRow {
@@ -82,7 +83,8 @@ impl Model {
                 }
             }
         }
-        let mut requests: Vec<RequestRow> = merged.into_iter().filter(|(k, _)| is_request_id(k)).map(|(rid, acc)| RequestRow { rid, acc }).collect();
+        let mut requests: Vec<RequestRow> = Vec::with_capacity(merged.len());
+        requests.extend(merged.into_iter().filter(|(k, _)| is_request_id(k)).map(|(rid, acc)| RequestRow { rid, acc }));
         requests.sort_by(|a, b| {
             let ka = (a.acc.http_req.is_none(), a.acc.http_req.or(a.acc.first_seen).unwrap_or(i64::MAX), &a.rid);
             let kb = (b.acc.http_req.is_none(), b.acc.http_req.or(b.acc.first_seen).unwrap_or(i64::MAX), &b.rid);

@@ -1,7 +1,7 @@
 //! Reading one process: every record is normalised once, drawn into the trace writer and folded
 //! into that process's [`Partial`].
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::parse::export::trace::{is_sliced, Finished, ThreadInfo, TraceOut};
@@ -44,7 +44,7 @@ pub struct ProcResult {
 /// Folds events into a partial.
 pub struct Collector<'a> {
     info: &'a ProcInfo,
-    spans: &'a HashSet<String>,
+    spans: &'a FxHashSet<String>,
     part: Partial,
     trace: Option<TraceOut>,
     domains: u8,
@@ -60,7 +60,7 @@ pub struct Collector<'a> {
 
 impl<'a> Collector<'a> {
     /// A collector for process `info`, keeping `span_info` spans named in `spans`.
-    pub fn new(info: &'a ProcInfo, spans: &'a HashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
+    pub fn new(info: &'a ProcInfo, spans: &'a FxHashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
         Collector {
             info,
             spans,
@@ -78,11 +78,8 @@ impl<'a> Collector<'a> {
     }
 
     fn req(&mut self, rid: &str, ts: i64) -> &mut ReqAcc {
-        let map = &mut self.part.requests;
-        if !map.contains_key(rid) {
-            map.insert(rid.to_string(), ReqAcc::default());
-        }
-        let r = map.get_mut(rid).expect("inserted above");
+        // One lookup; the key is allocated only when the id is new.
+        let r = self.part.requests.entry_ref(rid).or_default();
         r.seen(ts);
         r
     }
@@ -134,7 +131,7 @@ impl<'a> Collector<'a> {
             if is_sliced(ev.domain) {
                 match t.slice(ev, batch.then(|| (ev.rids.entries.len() as f64, batch_type.as_str()))) {
                     Ok(tid) if self.flows => {
-                        for e in &ev.rids.entries {
+                        for e in ev.rids.entries.iter() {
                             let pt = FlowPt { ts: ev.start, pid: self.info.trace_pid, tid };
                             match self.part.flows.get_mut(e.rid.as_str()) {
                                 Some(v) => v.push(pt),
@@ -171,7 +168,12 @@ impl<'a> Collector<'a> {
             }
         }
         if ev.kind == Kind::Span {
-            *self.part.span_names.entry(ev.name.to_string()).or_default() += 1;
+            match self.part.span_names.get_mut(ev.name) {
+                Some(n) => *n += 1,
+                None => {
+                    self.part.span_names.insert(ev.name.to_string(), 1);
+                }
+            }
             if self.spans.contains(ev.name) {
                 self.part.spans.push(SpanRow { name: ev.name.to_string(), proc, start: ev.start, end: ev.end });
             }
@@ -180,7 +182,7 @@ impl<'a> Collector<'a> {
         let (s, e) = (ev.start, ev.end);
         match ev.name {
             "httpReq" | "tokenize" => {
-                for r in &ev.rids.entries {
+                for r in ev.rids.entries.iter() {
                     self.part.api_ids.insert(r.rid.clone());
                     let a = self.req(&r.rid, s);
                     if ev.name == "httpReq" {
@@ -191,7 +193,7 @@ impl<'a> Collector<'a> {
             "httpRes" | "DecodeEnd" | "sendResponse" | "outputSync" => {
                 let recv = ev.num("recvTokenSize=");
                 let reply = ev.num("replyTokenSize=");
-                for r in &ev.rids.entries {
+                for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
                     ReqAcc::set_max(&mut a.end, e);
                     match ev.name {
@@ -212,7 +214,7 @@ impl<'a> Collector<'a> {
                 }
             }
             "detokenize" | "decode" => {
-                for r in &ev.rids.entries {
+                for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
                     ReqAcc::set_first_i(&mut a.first_detok, s, e);
                 }
@@ -224,7 +226,7 @@ impl<'a> Collector<'a> {
                 }
                 let enq = ev.name == "Enqueue";
                 let waiting = q == "WAITING";
-                for r in &ev.rids.entries {
+                for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
                     if waiting {
                         if enq {
@@ -237,7 +239,7 @@ impl<'a> Collector<'a> {
             }
             "CacheHitRate" => {
                 if let Some(h) = ev.num("hitCache") {
-                    for r in &ev.rids.entries {
+                    for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
                         ReqAcc::set_first_f(&mut a.cache_hit, s, h);
                     }
@@ -250,7 +252,7 @@ impl<'a> Collector<'a> {
                 } else if ev.domain != "KVCache" && ev.domain != "PullKVCache" {
                     let exec = ev.name == "modelExec";
                     let iter_row = batch && (exec || crate::parse::model::batch::SCHEDULE_NAMES.contains(&ev.name));
-                    for r in &ev.rids.entries {
+                    for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
                         if exec {
                             a.exec_ns += e - s;
@@ -331,7 +333,7 @@ impl<'a> Collector<'a> {
 pub fn read_process(
     p: &Process,
     info: &ProcInfo,
-    spans: &HashSet<String>,
+    spans: &FxHashSet<String>,
     trace: Option<TraceOut>,
     flows: bool,
     spill: Option<(std::path::PathBuf, u32)>,

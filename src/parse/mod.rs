@@ -9,6 +9,7 @@ pub mod import;
 pub mod model;
 pub mod output;
 pub mod time;
+pub mod trim;
 pub mod trust;
 
 use std::collections::HashSet;
@@ -203,7 +204,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     assign_ids(&mut infos);
     output::create_dir(&opts.output).map_err(io("creating the output directory"))?;
     let want = |f: Format| opts.formats.contains(&f);
-    let mut spans: HashSet<String> = export::span_info::DEFAULT_SPANS.iter().map(|s| s.to_string()).collect();
+    let mut spans: rustc_hash::FxHashSet<String> = export::span_info::DEFAULT_SPANS.iter().map(|s| s.to_string()).collect();
     spans.extend(opts.spans.iter().cloned());
 
     let db = if want(Format::Db) {
@@ -326,6 +327,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             }
         }
         partial.merge(r.partial);
+        trim::release_free_heap();
     }
     for t in threads.iter_mut() {
         t.sort_by_key(|x| x.tid);
@@ -336,6 +338,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     summary.processes = infos.len();
     summary.hosts = infos.iter().map(|p| p.hostname.as_str()).collect::<HashSet<_>>().len();
     let mut m = Model::build(infos, roles, threads, partial);
+    trim::release_free_heap();
     m.spill = model::spill::SpillStore::open(spills).map_err(io("reading the batch spill files"))?;
     summary.requests = m.requests.len();
     summary.device = m.device.summary_line();

@@ -113,9 +113,20 @@ pub fn parse_offset(s: &str) -> Option<i32> {
 
 /// Epoch ns → µs with three decimals (ns precision), as the trace's `ts`/`dur` text.
 pub fn us_text(ns: i64) -> String {
-    let sign = if ns < 0 { "-" } else { "" };
+    let mut v = Vec::with_capacity(24);
+    us_text_into(&mut v, ns);
+    String::from_utf8(v).expect("digits")
+}
+
+/// [`us_text`], appended to `out`.
+pub fn us_text_into(out: &mut Vec<u8>, ns: i64) {
+    if ns < 0 {
+        out.push(b'-');
+    }
     let a = ns.unsigned_abs();
-    format!("{sign}{}.{:03}", a / 1000, a % 1000)
+    out.extend_from_slice(itoa::Buffer::new().format(a / 1000).as_bytes());
+    let f = (a % 1000) as u16;
+    out.extend_from_slice(&[b'.', b'0' + (f / 100) as u8, b'0' + (f / 10 % 10) as u8, b'0' + (f % 10) as u8]);
 }
 
 /// ns → ms as a float.
@@ -137,6 +148,8 @@ mod tests {
         assert_eq!(parse_offset("-0530"), Some(-19800));
         assert_eq!(parse_offset("x"), None);
         assert_eq!(us_text(1_234_567), "1234.567");
+        assert_eq!(us_text(-1_234_005), "-1234.005");
+        assert_eq!(us_text(7), "0.007");
         let mut f = DateFmt::default();
         for (ns, off) in [(1_700_000_000_123_456_789, 8 * 3600), (1_700_000_000_987_654_321, 8 * 3600), (-1_500, 0), (1_700_000_001_000_000_000, -19800)] {
             let mut v = Vec::new();

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::csv::{float_into, ms3_into, num, num_into, quote_into, Csv};
+use super::csv::{float_into, ms3_into, num, num_into, Csv};
 use crate::parse::build::Model;
 use crate::parse::model::batch::BatchRow;
 use crate::parse::model::rid::{RidEntry, Rids};
@@ -48,14 +48,16 @@ pub fn header(l: &Layout) -> Vec<&'static str> {
     h
 }
 
-/// What consecutive rows can reuse: the datetime text of the current second and the last
-/// `res_list` cell (a `modelExec` row shares its schedule row's list).
+/// Identifies a row's request list: its spill place, or its in-memory list, and the shape.
+type ResKey = (Option<SpillRef>, *const Vec<RidEntry>, bool);
+
+/// What consecutive rows can reuse: the datetime text of the current second and, per process,
+/// the last `res_list` cell (a `modelExec` row shares its schedule row's list; the rows of
+/// several processes interleave in time order).
 #[derive(Default)]
 pub struct RowState {
     df: DateFmt,
-    res_of: Option<(Option<SpillRef>, *const Vec<RidEntry>, bool)>,
-    res_cell: Vec<u8>,
-    json: String,
+    res: Vec<Option<(ResKey, Vec<u8>)>>,
 }
 
 /// Append one row to `c` (cells written in place: no `String` per cell).
@@ -63,14 +65,26 @@ pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowS
     let p = &m.procs[b.proc];
     c.cell(&b.name);
     let key = (b.spilled, std::sync::Arc::as_ptr(&b.entries), b.dicts);
-    if st.res_of != Some(key) {
-        st.json.clear();
-        Rids::write_json(&mut st.json, &entries_of(&m.spill, b), b.dicts, &m.map);
-        st.res_cell.clear();
-        quote_into(&mut st.res_cell, st.json.as_bytes());
-        st.res_of = Some(key);
+    if st.res.len() <= b.proc {
+        st.res.resize_with(b.proc + 1, || None);
     }
-    c.cell_raw(|o| o.extend_from_slice(&st.res_cell));
+    let slot = &mut st.res[b.proc];
+    if slot.as_ref().map_or(true, |(k, _)| *k != key) {
+        let mut cell = slot.take().map(|(_, c)| c).unwrap_or_default();
+        cell.clear();
+        let entries = entries_of(&m.spill, b);
+        if entries.is_empty() {
+            cell.extend_from_slice(b"[]");
+        } else {
+            // Non-empty JSON always holds `"`: the cell is quoted, its quotes doubled.
+            cell.push(b'"');
+            Rids::write_json_bytes(&mut cell, &entries, b.dicts, &m.map, true);
+            cell.push(b'"');
+        }
+        *slot = Some((key, cell));
+    }
+    let cell = &slot.as_ref().expect("filled above").1;
+    c.cell_raw(|o| o.extend_from_slice(cell));
     let df = &mut st.df;
     c.cell_raw(|o| df.write(o, b.start, p.offset_s));
     c.cell_raw(|o| df.write(o, b.end, p.offset_s));

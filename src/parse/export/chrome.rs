@@ -75,17 +75,40 @@ pub fn write(m: &Model, dir: &Path, fragments: &[PathBuf]) -> std::io::Result<()
         }
         let _ = std::fs::remove_file(f);
     }
+    // One line per flow point, built in a reused buffer: `{"name":<flow_rid>,"ph":"<ph>` then
+    // `","id":<rid>,"cat":<rid>,"pid":` (fixed per request), pid, tid, ts and `bp`.
+    let (mut head, mut mid, mut line) = (Vec::new(), Vec::new(), Vec::with_capacity(256));
     for (rid, pts) in m.flows.iter().chain(&m.device.flows) {
         if pts.len() < 2 {
             continue;
         }
-        let rid_json = serde_json::to_string(rid).unwrap_or_default();
-        let name_json = serde_json::to_string(&format!("flow_{rid}")).unwrap_or_default();
+        head.clear();
+        head.extend_from_slice(b"{\"name\":");
+        serde_json::to_writer(&mut head, &format!("flow_{rid}"))?;
+        head.extend_from_slice(b",\"ph\":\"");
+        mid.clear();
+        mid.extend_from_slice(b"\",\"id\":");
+        serde_json::to_writer(&mut mid, rid)?;
+        mid.extend_from_slice(b",\"cat\":");
+        serde_json::to_writer(&mut mid, rid)?;
+        mid.extend_from_slice(b",\"pid\":");
         for (k, p) in pts.iter().enumerate() {
             let ph = flow_phase(k, pts.len());
             sep(&mut w)?;
-            let bp = if ph == "s" { "" } else { ",\"bp\":\"e\"" };
-            write!(w, "{{\"name\":{name_json},\"ph\":\"{ph}\",\"id\":{rid_json},\"cat\":{rid_json},\"pid\":{},\"tid\":{},\"ts\":{}{bp}}}", p.pid, p.tid, time::us_text(p.ts))?;
+            line.clear();
+            line.extend_from_slice(&head);
+            line.extend_from_slice(ph.as_bytes());
+            line.extend_from_slice(&mid);
+            line.extend_from_slice(itoa::Buffer::new().format(p.pid).as_bytes());
+            line.extend_from_slice(b",\"tid\":");
+            line.extend_from_slice(itoa::Buffer::new().format(p.tid).as_bytes());
+            line.extend_from_slice(b",\"ts\":");
+            time::us_text_into(&mut line, p.ts);
+            if ph != "s" {
+                line.extend_from_slice(b",\"bp\":\"e\"");
+            }
+            line.push(b'}');
+            w.write_all(&line)?;
         }
     }
     for (i, threads) in m.threads.iter().enumerate() {

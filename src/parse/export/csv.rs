@@ -93,7 +93,7 @@ pub fn num(x: f64) -> String {
 /// [`num`], appended to `out`.
 pub fn num_into(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
-        let _ = write!(out, "{}", x as i64);
+        out.extend_from_slice(itoa::Buffer::new().format(x as i64).as_bytes());
     } else {
         let _ = write!(out, "{x}");
     }
@@ -102,15 +102,49 @@ pub fn num_into(out: &mut Vec<u8>, x: f64) {
 /// [`float`], appended to `out`.
 pub fn float_into(out: &mut Vec<u8>, x: f64) {
     if x.fract() == 0.0 && x.abs() < 1e15 {
-        let _ = write!(out, "{x:.1}");
+        if x == 0.0 && x.is_sign_negative() {
+            out.extend_from_slice(b"-0.0");
+            return;
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(x as i64).as_bytes());
+        out.extend_from_slice(b".0");
     } else {
         let _ = write!(out, "{x}");
     }
 }
 
-/// [`ms3`], appended to `out`.
+/// [`ms3`], appended to `out`: the exact decimal value of `ns as f64 / 1e6` rounded half to even
+/// at 3 decimals (what `format!("{:.3}")` prints), with integer arithmetic only.
 pub fn ms3_into(out: &mut Vec<u8>, ns: i64) {
-    let _ = write!(out, "{:.3}", ns as f64 / 1e6);
+    let d = ns as f64 / 1e6;
+    let bits = d.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    let (mant, e) = if exp == 0 { (frac, -1074) } else { (frac | 1 << 52, exp - 1075) };
+    // d·1000 = mant·1000·2^e; rounded half to even.
+    let n: u128 = mant as u128 * 1000;
+    let k: u128 = if e >= 0 {
+        n << e
+    } else if e <= -127 {
+        0
+    } else {
+        let s = (-e) as u32;
+        let q = n >> s;
+        let r = n & ((1u128 << s) - 1);
+        let half = 1u128 << (s - 1);
+        if r > half || (r == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        }
+    };
+    if d.is_sign_negative() {
+        out.push(b'-');
+    }
+    let k = k as u64;
+    out.extend_from_slice(itoa::Buffer::new().format(k / 1000).as_bytes());
+    let f = (k % 1000) as u16;
+    out.extend_from_slice(&[b'.', b'0' + (f / 100) as u8, b'0' + (f / 10 % 10) as u8, b'0' + (f % 10) as u8]);
 }
 
 /// An optional number (empty cell when absent).
@@ -129,10 +163,52 @@ pub fn float(x: f64) -> String {
 
 /// ns → ms with 3 decimals (µs precision).
 pub fn ms3(ns: i64) -> String {
-    format!("{:.3}", ns as f64 / 1e6)
+    let mut v = Vec::with_capacity(24);
+    ms3_into(&mut v, ns);
+    String::from_utf8(v).expect("digits")
 }
 
 /// ns → ms with 2 decimals.
 pub fn ms2(ns: i64) -> String {
     format!("{:.2}", ns as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_formats_match_std() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut ns_cases: Vec<i64> =
+            vec![0, 1, -1, 499, 500, 501, 1500, 2500, -2500, 62_500, 187_500, 1_795_861_599_739_758_123, i64::MAX, i64::MIN, -1_000_000];
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let shift = x % 64;
+            ns_cases.push((x >> shift) as i64);
+            ns_cases.push(-((x >> (shift + 1).min(63)) as i64));
+        }
+        // Exact binary ties at 3 decimals (k + 0.5)/1000 = (2k+1)/2000: multiples of 1/16 µs.
+        for k in 0..5000i64 {
+            ns_cases.push(k * 62_500);
+        }
+        let mut o = Vec::new();
+        for ns in ns_cases {
+            o.clear();
+            ms3_into(&mut o, ns);
+            assert_eq!(std::str::from_utf8(&o).unwrap(), format!("{:.3}", ns as f64 / 1e6), "ns {ns}");
+        }
+        for v in [0.0, -0.0, 1.0, -3.0, 4.5, 1e14, 1e15, 1e16, f64::NAN, f64::INFINITY, -7.25, 123456789.0] {
+            o.clear();
+            num_into(&mut o, v);
+            let want = if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") };
+            assert_eq!(std::str::from_utf8(&o).unwrap(), want);
+            o.clear();
+            float_into(&mut o, v);
+            let want = if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.1}") } else { format!("{v}") };
+            assert_eq!(std::str::from_utf8(&o).unwrap(), want, "{v}");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::csv::{opt, Csv};
+use super::csv::{num_into, opt, Csv};
 use crate::parse::build::Model;
 use crate::parse::model::kv::KvRow;
 use crate::parse::time;
@@ -21,8 +21,18 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
         return Ok(false);
     }
     let mut c = Csv::create(&dir.join("kvcache.csv"), &COLUMNS)?;
+    let mut df = time::DateFmt::default();
     for k in &m.kv {
-        c.row(&cells(m, k))?;
+        c.cell(&k.name);
+        c.cell_raw(|o| df.write(o, k.ts, m.procs[k.proc].offset_s));
+        for x in [k.total, k.used, k.free, k.allocated, k.freed, k.rate] {
+            c.cell_raw(|o| {
+                if let Some(x) = x {
+                    num_into(o, x)
+                }
+            });
+        }
+        c.end()?;
     }
     c.finish()?;
     Ok(true)

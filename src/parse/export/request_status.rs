@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::csv::{ms3, num, Csv};
+use super::csv::{ms3_into, num_into, Csv};
 use crate::parse::build::Model;
 use crate::parse::time;
 
@@ -36,9 +36,18 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     let rows = rows(m);
     let Some(t0) = rows.first().map(|r| r.1) else { return Ok(false) };
     let mut c = Csv::create(&dir.join("request_status.csv"), &COLUMNS)?;
+    let mut df = time::DateFmt::default();
     for (p, ts, w, r, s) in rows {
         let pi = &m.procs[p];
-        c.row(&[pi.hostname.clone(), pi.pid.to_string(), time::datetime(ts, pi.offset_s), ms3(ts - t0), num(w), num(r), num(s), ms3(ts)])?;
+        c.cell(&pi.hostname);
+        c.cell_raw(|o| o.extend_from_slice(itoa::Buffer::new().format(pi.pid).as_bytes()));
+        c.cell_raw(|o| df.write(o, ts, pi.offset_s));
+        c.cell_raw(|o| ms3_into(o, ts - t0));
+        for x in [w, r, s] {
+            c.cell_raw(|o| num_into(o, x));
+        }
+        c.cell_raw(|o| ms3_into(o, ts));
+        c.end()?;
     }
     c.finish()?;
     Ok(true)

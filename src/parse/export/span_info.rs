@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::csv::{ms3, Csv};
+use super::csv::{ms3_into, Csv};
 use crate::parse::build::Model;
 use crate::parse::model::partial::SpanRow;
 use crate::parse::time;
@@ -37,16 +37,16 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<Vec<String>> {
     for (name, rows) in by {
         let f = file_name(name);
         let mut c = Csv::create(&sub.join(&f), &COLUMNS)?;
+        let mut df = time::DateFmt::default();
         for s in rows {
             let p = &m.procs[s.proc];
-            c.row(&[
-                s.name.clone(),
-                time::datetime(s.start, p.offset_s),
-                time::datetime(s.end, p.offset_s),
-                ms3(s.end - s.start),
-                p.hostname.clone(),
-                p.pid.to_string(),
-            ])?;
+            c.cell(&s.name);
+            c.cell_raw(|o| df.write(o, s.start, p.offset_s));
+            c.cell_raw(|o| df.write(o, s.end, p.offset_s));
+            c.cell_raw(|o| ms3_into(o, s.end - s.start));
+            c.cell(&p.hostname);
+            c.cell_raw(|o| o.extend_from_slice(itoa::Buffer::new().format(p.pid).as_bytes()));
+            c.end()?;
         }
         c.finish()?;
         out.push(format!("span_info/{f}"));

@@ -2,7 +2,6 @@
 //! chrome-trace fragment file and/or batches of profiler.db timeline rows. Fragments are joined
 //! into `chrome_tracing.json` at the end (see [`super::chrome`]).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -11,7 +10,7 @@ use serde_json::Value as J;
 
 use super::db_part::{PartWriter, Row};
 use crate::parse::model::event::Event;
-use crate::parse::model::rid::{RidMap, Rids};
+use crate::parse::model::rid::{RidEntry, RidMap, Rids};
 use crate::parse::time;
 
 /// A trace thread (track) of one process.
@@ -96,7 +95,8 @@ fn per_process_track(domain: &str) -> bool {
 /// The trace tid of (domain, OS tid): deterministic, so the parts of one process read in
 /// parallel agree: `(os_tid << 8) | domain code` (known domains 1–11, others hashed to 16–255).
 pub fn trace_tid(domain: &str, os_tid: u32) -> u32 {
-    const KNOWN: [&str; 11] = ["Execute", "Schedule", "Communication", "KVCache", "Schedule.KVCache", "Engine", "Api", "Kernel", "Request", "RequestState", "Multimodal"];
+    const KNOWN: [&str; 11] =
+        ["Execute", "Schedule", "Communication", "KVCache", "Schedule.KVCache", "Engine", "Api", "Kernel", "Request", "RequestState", "Multimodal"];
     let code = match KNOWN.iter().position(|d| *d == domain) {
         Some(i) => i as u32 + 1,
         None => {
@@ -117,9 +117,12 @@ pub struct TraceOut {
     db: Option<PartWriter>,
     pf: Option<(BufWriter<File>, PathBuf)>,
     counters: Vec<String>,
-    threads: HashMap<u32, usize>,
+    threads: rustc_hash::FxHashMap<u32, usize>,
     list: Vec<ThreadInfo>,
     buf: Vec<u8>,
+    /// The last `res_list` JSON with the list it was written from (held, so the pointer
+    /// comparison is sound): a `modelExec` repeats its schedule record's shared list.
+    res: Option<(std::sync::Arc<Vec<RidEntry>>, bool, Vec<u8>)>,
 }
 
 impl TraceOut {
@@ -144,9 +147,10 @@ impl TraceOut {
             },
             pf,
             counters: Vec::new(),
-            threads: HashMap::new(),
+            threads: Default::default(),
             list: Vec::new(),
             buf: Vec::with_capacity(1024),
+            res: None,
         })
     }
 
@@ -198,9 +202,24 @@ impl TraceOut {
                 put(&mut args, k, v);
             }
         }
-        put(&mut args, "start_datetime", &J::String(time::datetime(ev.start, self.offset_s)));
-        put(&mut args, "end_datetime", &J::String(time::datetime(ev.end, self.offset_s)));
-        put(&mut args, "tid", &J::from(ev.tid));
+        // Datetimes and the tid need no JSON escaping: written in place.
+        for (k, t) in [(&b"\"start_datetime\":\""[..], ev.start), (&b"\"end_datetime\":\""[..], ev.end)] {
+            if n > 0 {
+                args.push(b',');
+            }
+            n += 1;
+            args.extend_from_slice(k);
+            time::datetime_into(&mut args, t, self.offset_s);
+            args.push(b'"');
+        }
+        args.extend_from_slice(b",\"tid\":");
+        args.extend_from_slice(itoa::Buffer::new().format(ev.tid).as_bytes());
+        let put = |args: &mut Vec<u8>, k: &str, v: &J| {
+            args.push(b',');
+            let _ = serde_json::to_writer(&mut *args, k);
+            args.push(b':');
+            let _ = serde_json::to_writer(&mut *args, v);
+        };
         if let Some((size, ty)) = batch {
             put(&mut args, "batch_size", &J::from(size));
             if !ty.is_empty() {
@@ -208,11 +227,18 @@ impl TraceOut {
             }
             if !ev.rids.is_empty() {
                 // start_datetime etc. precede, so a separator is always needed.
-                args.push(b',');
-                let mut s = String::with_capacity(ev.rids.entries.len() * 48);
-                Rids::write_json(&mut s, &ev.rids.entries, ev.rids.dicts, &RidMap::default());
-                args.extend_from_slice(b"\"res_list\":");
-                args.extend_from_slice(s.as_bytes());
+                args.extend_from_slice(b",\"res_list\":");
+                let e = &ev.rids.entries;
+                match &mut self.res {
+                    Some((l, d, text)) if std::sync::Arc::ptr_eq(l, e) && *d == ev.rids.dicts => args.extend_from_slice(text),
+                    slot => {
+                        let mut text = slot.take().map(|s| s.2).unwrap_or_default();
+                        text.clear();
+                        Rids::write_json_bytes(&mut text, e, ev.rids.dicts, &RidMap::default(), false);
+                        args.extend_from_slice(&text);
+                        *slot = Some((e.clone(), ev.rids.dicts, text));
+                    }
+                }
             }
         } else {
             for k in ["batch_size", "batch_type"] {
@@ -222,7 +248,21 @@ impl TraceOut {
             }
         }
         if !ev.rids.is_empty() {
-            put(&mut args, "rid", &J::String(ev.rids.joined()));
+            args.extend_from_slice(b",\"rid\":");
+            // The ids joined by `,` as one JSON string; written in place when nothing needs escaping.
+            let clean = |r: &str| r.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+            if ev.rids.entries.iter().all(|e| clean(&e.rid)) {
+                args.push(b'"');
+                for (i, e) in ev.rids.entries.iter().enumerate() {
+                    if i > 0 {
+                        args.push(b',');
+                    }
+                    args.extend_from_slice(e.rid.as_bytes());
+                }
+                args.push(b'"');
+            } else {
+                let _ = serde_json::to_writer(&mut args, &ev.rids.joined());
+            }
         }
         args.push(b'}');
         let dur = ev.dur();
@@ -231,11 +271,19 @@ impl TraceOut {
             self.buf.extend_from_slice(b"{\"name\":");
             let _ = serde_json::to_writer(&mut self.buf, ev.name);
             if dur > 0 {
-                let _ = write!(self.buf, ",\"ph\":\"X\",\"ts\":{},\"dur\":{}", time::us_text(ev.start), time::us_text(dur));
+                self.buf.extend_from_slice(b",\"ph\":\"X\",\"ts\":");
+                time::us_text_into(&mut self.buf, ev.start);
+                self.buf.extend_from_slice(b",\"dur\":");
+                time::us_text_into(&mut self.buf, dur);
             } else {
-                let _ = write!(self.buf, ",\"ph\":\"I\",\"s\":\"t\",\"ts\":{}", time::us_text(ev.start));
+                self.buf.extend_from_slice(b",\"ph\":\"I\",\"s\":\"t\",\"ts\":");
+                time::us_text_into(&mut self.buf, ev.start);
             }
-            let _ = write!(self.buf, ",\"pid\":{},\"tid\":{},\"cat\":", self.pid, tid);
+            self.buf.extend_from_slice(b",\"pid\":");
+            self.buf.extend_from_slice(itoa::Buffer::new().format(self.pid).as_bytes());
+            self.buf.extend_from_slice(b",\"tid\":");
+            self.buf.extend_from_slice(itoa::Buffer::new().format(tid).as_bytes());
+            self.buf.extend_from_slice(b",\"cat\":");
             let _ = serde_json::to_writer(&mut self.buf, ev.domain);
             self.buf.extend_from_slice(b",\"args\":");
             self.buf.extend_from_slice(&args);
@@ -264,16 +312,40 @@ impl TraceOut {
 
     /// A counter sample (`C`): `name` on this process, values by series.
     pub fn counter(&mut self, name: &str, cat: &str, ts: i64, values: &[(&str, f64)]) -> std::io::Result<()> {
-        let mut args = serde_json::Map::new();
-        for (k, v) in values {
-            args.insert((*k).to_string(), J::from(*v));
-        }
-        let args = J::Object(args).to_string();
+        // `{"<series>":<value>,…}`; through a map only when a series repeats (the map keeps the
+        // first position and the last value).
+        let distinct = values.iter().enumerate().all(|(i, (k, _))| values[..i].iter().all(|(k2, _)| k2 != k));
+        let args = if distinct {
+            let mut a = Vec::with_capacity(64);
+            a.push(b'{');
+            for (i, (k, v)) in values.iter().enumerate() {
+                if i > 0 {
+                    a.push(b',');
+                }
+                serde_json::to_writer(&mut a, k)?;
+                a.push(b':');
+                serde_json::to_writer(&mut a, &J::from(*v))?;
+            }
+            a.push(b'}');
+            String::from_utf8(a).expect("JSON text is UTF-8")
+        } else {
+            let mut args = serde_json::Map::new();
+            for (k, v) in values {
+                args.insert((*k).to_string(), J::from(*v));
+            }
+            J::Object(args).to_string()
+        };
         if self.json.is_some() {
             self.buf.clear();
             self.buf.extend_from_slice(b"{\"name\":");
             let _ = serde_json::to_writer(&mut self.buf, name);
-            let _ = write!(self.buf, ",\"ph\":\"C\",\"ts\":{},\"pid\":{},\"args\":{args}}}", time::us_text(ts), self.pid);
+            self.buf.extend_from_slice(b",\"ph\":\"C\",\"ts\":");
+            time::us_text_into(&mut self.buf, ts);
+            self.buf.extend_from_slice(b",\"pid\":");
+            self.buf.extend_from_slice(itoa::Buffer::new().format(self.pid).as_bytes());
+            self.buf.extend_from_slice(b",\"args\":");
+            self.buf.extend_from_slice(args.as_bytes());
+            self.buf.push(b'}');
             self.emit()?;
         }
         if let Some((w, _)) = &mut self.pf {

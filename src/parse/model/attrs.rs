@@ -82,7 +82,7 @@ impl<'a> Attrs<'a> {
                 Value::Int(i) => J::from(i),
                 Value::Float(f) => J::from(f),
                 Value::Bool(b) => J::from(b),
-                Value::Str(s) => J::String(String::from_utf8_lossy(s).into_owned()),
+                Value::Str(s) => J::String(super::rid::lossy_string(s)),
                 Value::Json(s) => serde_json::from_slice(s).unwrap_or_else(|_| J::String(String::from_utf8_lossy(s).into_owned())),
             };
             if key == "rid" {
@@ -162,7 +162,7 @@ impl<'de> Deserialize<'de> for RidsDe {
                 f.write_str("a rid: string, number, list of ids or list of dicts")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<RidsDe, E> {
-                Ok(RidsDe(Rids { entries: vec![entry(s.to_string())], ..Rids::default() }))
+                Ok(RidsDe(Rids { entries: std::sync::Arc::new(vec![entry(s.to_string())]), ..Rids::default() }))
             }
             fn visit_i64<E: de::Error>(self, x: i64) -> Result<RidsDe, E> {
                 self.visit_str(&x.to_string())
@@ -184,13 +184,15 @@ impl<'de> Deserialize<'de> for RidsDe {
                 Ok(RidsDe(Rids::default()))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RidsDe, A::Error> {
-                let mut r = Rids { list: true, entries: Vec::with_capacity(seq.size_hint().unwrap_or(8)), dicts: false };
+                let mut r = Rids { list: true, entries: Default::default(), dicts: false };
+                let entries = std::sync::Arc::make_mut(&mut r.entries);
+                entries.reserve(seq.size_hint().unwrap_or(8));
                 while let Some(e) = seq.next_element::<Elem>()? {
                     match e {
-                        Elem::Id(s) => r.entries.push(entry(s)),
+                        Elem::Id(s) => entries.push(entry(s)),
                         Elem::Dict(Some(d)) => {
                             r.dicts = true;
-                            r.entries.push(d);
+                            entries.push(d);
                         }
                         Elem::Dict(None) => r.dicts = true,
                         Elem::Skip => {}

@@ -104,13 +104,14 @@ impl BatchRow {
     /// From a batch span (its rid entries are moved out of `ev`). When they equal `share`'s (a
     /// `modelExec` after its schedule row carries the same list), that list is shared.
     pub fn from_event(ev: &mut Event<'_>, proc: usize, batch_type: String, share: Option<&std::sync::Arc<Vec<RidEntry>>>) -> BatchRow {
-        let own = std::mem::take(&mut ev.rids.entries);
+        let mut own = std::mem::take(&mut ev.rids.entries);
         let entries = match share {
-            Some(a) if **a == own => a.clone(),
+            Some(a) if std::sync::Arc::ptr_eq(a, &own) || **a == *own => a.clone(),
             _ => {
-                let mut own = own;
-                own.shrink_to_fit();
-                std::sync::Arc::new(own)
+                if let Some(v) = std::sync::Arc::get_mut(&mut own) {
+                    v.shrink_to_fit();
+                }
+                own
             }
         };
         let size = entries.len();

@@ -4,6 +4,7 @@
 //! values outside the rid dicts, odd numbers, invalid JSON), and the caller falls back to serde.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::Value as J;
 
@@ -80,19 +81,31 @@ impl<'a> P<'a> {
         self.try_lit(c).then_some(())
     }
 
-    /// A string without escapes (else `None`).
-    fn string(&mut self) -> Option<&'a str> {
+    /// The bytes of a string without escapes or control characters (else `None`).
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
         if self.b.get(self.i) != Some(&b'"') {
             return None;
         }
         let s = self.i + 1;
         let rest = &self.b[s..];
-        let n = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest[n] != b'"' {
+        let n = memchr::memchr2(b'"', b'\\', rest)?;
+        // No early exit: the fold vectorises, and strings here are short.
+        if rest[n] != b'"' || rest[..n].iter().fold(false, |c, &b| c | (b < 0x20)) {
             return None;
         }
         self.i = s + n + 1;
-        std::str::from_utf8(&rest[..n]).ok()
+        Some(&rest[..n])
+    }
+
+    /// A string without escapes (else `None`).
+    fn string(&mut self) -> Option<&'a str> {
+        let r = self.raw_string()?;
+        if r.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(r) })
+        } else {
+            std::str::from_utf8(r).ok()
+        }
     }
 
     /// A number: plain non-negative integers here, anything else through serde_json.
@@ -191,6 +204,22 @@ impl<'a> P<'a> {
 
     /// A number as the rid dicts read it (numbers, numeric strings, booleans; else `None`).
     fn num(&mut self) -> Option<Option<f64>> {
+        // Fast path: a plain non-negative integer (what `number` takes without serde), as f64.
+        self.ws();
+        let (b, s) = (self.b, self.i);
+        if b.get(s).is_some_and(u8::is_ascii_digit) {
+            let (mut i, mut v) = (s, 0u64);
+            while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+                v = v.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+                i += 1;
+            }
+            let n = i - s;
+            let more = b.get(i).is_some_and(|c| matches!(c, b'.' | b'e' | b'E' | b'-' | b'+'));
+            if n <= 19 && !more && (b[s] != b'0' || n == 1) {
+                self.i = i;
+                return Some(Some(v as f64));
+            }
+        }
         match self.peek()? {
             b'[' | b'{' => self.skip(0).map(|_| None),
             _ => Some(match self.scalar()? {
@@ -209,34 +238,36 @@ impl<'a> P<'a> {
             b'{' => return None,
             _ => {
                 return Some(match self.scalar()? {
-                    Sc::Str(s) => Rids { entries: vec![entry(s.to_string())], ..Rids::default() },
-                    Sc::Num(n) if n.is_i64() || n.is_u64() => Rids { entries: vec![entry(n.to_string())], ..Rids::default() },
+                    Sc::Str(s) => Rids { entries: Arc::new(vec![entry(s.to_string())]), ..Rids::default() },
+                    Sc::Num(n) if n.is_i64() || n.is_u64() => Rids { entries: Arc::new(vec![entry(n.to_string())]), ..Rids::default() },
                     Sc::Num(_) => return None,
                     Sc::Bool(_) | Sc::Null => Rids::default(),
                 })
             }
         }
         self.i += 1;
-        let mut r = Rids { list: true, entries: Vec::with_capacity(16), dicts: false };
+        let mut r = Rids { list: true, entries: Arc::default(), dicts: false };
         if self.try_lit(b']') {
             return Some(r);
         }
+        let mut entries = Vec::with_capacity(16);
         loop {
             match self.peek()? {
                 b'{' => {
                     r.dicts = true;
                     if let Some(e) = self.dict()? {
-                        r.entries.push(e);
+                        entries.push(e);
                     }
                 }
                 _ => {
                     if let Some(s) = self.id()? {
-                        r.entries.push(entry(s));
+                        entries.push(entry(s));
                     }
                 }
             }
             if !self.try_lit(b',') {
                 self.lit(b']')?;
+                r.entries = Arc::new(entries);
                 return Some(r);
             }
         }
@@ -250,25 +281,52 @@ impl<'a> P<'a> {
         if self.try_lit(b'}') {
             return Some(None);
         }
+        // The keys usually come in the contract's order: the expected one is compared first.
+        const KEYS: [&[u8]; 8] = [
+            b"\"rid\"",
+            b"\"iter\"",
+            b"\"type\"",
+            b"\"num_scheduled_tokens\"",
+            b"\"num_prompt_tokens\"",
+            b"\"num_computed_tokens\"",
+            b"\"num_spec_output_tokens\"",
+            b"\"num_spec_accepted_tokens\"",
+        ];
+        let mut next = 0;
         loop {
             self.ws();
-            let k = self.string()?;
+            let k = match KEYS.get(next) {
+                Some(q) if self.b[self.i..].starts_with(q) => {
+                    self.i += q.len();
+                    next += 1;
+                    &q[1..q.len() - 1]
+                }
+                _ => {
+                    let k = self.raw_string()?;
+                    next = KEYS.iter().position(|q| &q[1..q.len() - 1] == k).map_or(KEYS.len(), |p| p + 1);
+                    k
+                }
+            };
             self.lit(b':')?;
             match k {
-                "rid" => {
+                b"rid" => {
                     if let Some(r) = self.id()? {
                         e.rid = r;
                         has_rid = true;
                     }
                 }
-                "iter" => e.iter = self.num()?.map(|f| f as i64),
-                "type" => e.typ = self.num()?.map(|f| f as i64),
-                "num_scheduled_tokens" => e.scheduled = self.num()?,
-                "num_prompt_tokens" => e.prompt = self.num()?,
-                "num_computed_tokens" => e.computed = self.num()?,
-                "num_spec_output_tokens" => e.spec_out = self.num()?,
-                "num_spec_accepted_tokens" => e.spec_accepted = self.num()?,
-                _ => self.skip(0)?,
+                b"iter" => e.iter = self.num()?.map(|f| f as i64),
+                b"type" => e.typ = self.num()?.map(|f| f as i64),
+                b"num_scheduled_tokens" => e.scheduled = self.num()?,
+                b"num_prompt_tokens" => e.prompt = self.num()?,
+                b"num_computed_tokens" => e.computed = self.num()?,
+                b"num_spec_output_tokens" => e.spec_out = self.num()?,
+                b"num_spec_accepted_tokens" => e.spec_accepted = self.num()?,
+                // Other keys must still be valid UTF-8 (as serde requires).
+                _ => {
+                    std::str::from_utf8(k).ok()?;
+                    self.skip(0)?
+                }
             }
             if !self.try_lit(b',') {
                 self.lit(b'}')?;
@@ -297,6 +355,7 @@ mod tests {
             r#"{"rid": [{"rid": {"a": 1}, "iter": 1}, {"iter": 2}, {"rid": "é", "type": true, "num_prompt_tokens": " 12 "}]}"#,
             r#" { } "#,
             r#"{"rid": 12, "z": 0, "big": 123456789012345678901, "u": 18446744073709551615}"#,
+            r#"{"rid": [{"type": 1, "rid": "b", "num_prompt_tokens": 3, "iter": 4, "iter": 5, "num_computed_tokens": 12345678901234567890}, {"rid":"c","iter":0,"num_scheduled_tokens":1.5e2}]}"#,
         ];
         for text in common {
             let fast = parse(text.as_bytes()).unwrap_or_else(|| panic!("no fast path for {text}"));

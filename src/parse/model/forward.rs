@@ -48,11 +48,11 @@ impl FwdRow {
     }
 }
 
-/// A 64-bit key of a request list: `DefaultHasher::new()` (SipHash, fixed keys) of the ids joined by `,`, so forward rows
-/// find their batch rows without keeping the joined text of every row.
+/// A 64-bit key of a request list: the deterministic `FxHasher` of the ids joined by `,`, so
+/// forward rows find their batch rows without keeping the joined text of every row.
 pub fn rid_key<'a>(rids: impl Iterator<Item = &'a str>) -> u64 {
-    use std::hash::Hasher;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
     for (i, r) in rids.enumerate() {
         if i > 0 {
             h.write(b",");

@@ -49,8 +49,9 @@ pub struct QueueSample {
 /// The result of reading one process (or several, merged).
 #[derive(Default)]
 pub struct Partial {
-    /// Requests by raw id.
-    pub requests: FxHashMap<String, ReqAcc>,
+    /// Requests by raw id (boxed: the table's empty slots stay small, and merging and
+    /// rehashing move a pointer instead of the accumulator).
+    pub requests: hashbrown::HashMap<String, Box<ReqAcc>, rustc_hash::FxBuildHasher>,
     /// Ids seen on `httpReq`/`tokenize` (API-side ids).
     pub api_ids: FxHashSet<String>,
     /// Link records (from, to).

@@ -1,8 +1,6 @@
 //! Per-request accumulation. Every field is mergeable (min, max, sum, earliest-by-time), so the
 //! processes can be read in parallel and in any order, and engine ids merged into API ids later.
 
-use std::collections::HashMap;
-
 /// A value with the time it was seen; merging keeps the earliest.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct First<T> {
@@ -197,18 +195,44 @@ impl ReqAcc {
         }
     }
 
-    /// Inter-token latencies, ns: differences of consecutive iteration ends.
+    /// Inter-token latencies, ns: differences of consecutive iteration ends, one end per
+    /// iteration (execute rows win over schedule rows; among equals the latest end).
     pub fn tpot_samples(&self) -> Vec<i64> {
-        let mut by_iter: HashMap<i64, (bool, i64)> = HashMap::new();
-        for e in &self.iter_ends {
-            let slot = by_iter.entry(e.iter).or_insert((e.exec, e.end));
-            // Execute rows win over schedule rows; among equals keep the latest end.
-            if (e.exec && !slot.0) || (e.exec == slot.0 && e.end > slot.1) {
-                *slot = (e.exec, e.end);
+        let mut v: Vec<(i64, bool, i64)> = self.iter_ends.iter().map(|e| (e.iter, e.exec, e.end)).collect();
+        v.sort_unstable();
+        // The last entry of each iteration's run is its largest (exec, end): the one kept.
+        let ends: Vec<i64> = v.iter().enumerate().filter(|(k, x)| v.get(k + 1).map_or(true, |n| n.0 != x.0)).map(|(_, x)| x.2).collect();
+        ends.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sort-based TPOT equals the per-iteration "best entry" rule applied in any order.
+    #[test]
+    fn tpot_matches_per_iteration_rule() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..500 {
+            let mut a = ReqAcc::default();
+            let n = (x % 40) as usize;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                a.iter_ends.push(IterEnd { iter: (x % 9) as i64, end: ((x >> 8) % 50) as i64, exec: (x >> 20) & 1 == 1 });
             }
+            let mut by_iter: std::collections::BTreeMap<i64, (bool, i64)> = Default::default();
+            for e in &a.iter_ends {
+                let slot = by_iter.entry(e.iter).or_insert((e.exec, e.end));
+                if (e.exec && !slot.0) || (e.exec == slot.0 && e.end > slot.1) {
+                    *slot = (e.exec, e.end);
+                }
+            }
+            let ends: Vec<i64> = by_iter.values().map(|v| v.1).collect();
+            let want: Vec<i64> = ends.windows(2).map(|w| w[1] - w[0]).collect();
+            assert_eq!(a.tpot_samples(), want);
         }
-        let mut v: Vec<(i64, i64)> = by_iter.into_iter().map(|(i, (_, e))| (i, e)).collect();
-        v.sort();
-        v.windows(2).map(|w| w[1].1 - w[0].1).collect()
     }
 }

@@ -50,8 +50,9 @@ impl RidEntry {
 /// The rids of a record.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rids {
-    /// The requests, in record order.
-    pub entries: Vec<RidEntry>,
+    /// The requests, in record order (shared: a repeated list is decoded once, see
+    /// [`AttrCache`](super::attrs::AttrCache), and batch rows keep it without a copy).
+    pub entries: std::sync::Arc<Vec<RidEntry>>,
     /// The original shape was a list of dicts.
     pub dicts: bool,
     /// The original shape was a list (of scalars or dicts).
@@ -82,12 +83,13 @@ impl Rids {
         match v {
             J::Array(a) => {
                 let mut r = Rids { list: true, ..Rids::default() };
+                let entries = std::sync::Arc::make_mut(&mut r.entries);
                 for x in a {
                     match x {
                         J::Object(o) => {
                             r.dicts = true;
                             let Some(rid) = o.get("rid").and_then(scalar) else { continue };
-                            r.entries.push(RidEntry {
+                            entries.push(RidEntry {
                                 rid,
                                 iter: num(o.get("iter")).map(|f| f as i64),
                                 typ: num(o.get("type")).map(|f| f as i64),
@@ -100,21 +102,23 @@ impl Rids {
                         }
                         other => {
                             if let Some(rid) = scalar(other) {
-                                r.entries.push(RidEntry { rid, ..RidEntry::default() });
+                                entries.push(RidEntry { rid, ..RidEntry::default() });
                             }
                         }
                     }
                 }
                 r
             }
-            other => Rids { entries: scalar(other).map(|rid| RidEntry { rid, ..RidEntry::default() }).into_iter().collect(), ..Rids::default() },
+            other => {
+                Rids { entries: std::sync::Arc::new(scalar(other).map(|rid| RidEntry { rid, ..RidEntry::default() }).into_iter().collect()), ..Rids::default() }
+            }
         }
     }
 
     /// From the record's typed rids (the C ABI's rid array).
     pub fn from_strings<'a>(it: impl Iterator<Item = &'a [u8]>) -> Rids {
-        let entries: Vec<RidEntry> = it.map(|b| RidEntry { rid: String::from_utf8_lossy(b).into_owned(), ..RidEntry::default() }).collect();
-        Rids { list: entries.len() > 1, entries, dicts: false }
+        let entries: Vec<RidEntry> = it.map(|b| RidEntry { rid: lossy_string(b), ..RidEntry::default() }).collect();
+        Rids { list: entries.len() > 1, entries: std::sync::Arc::new(entries), dicts: false }
     }
 
     /// No request ids.
@@ -149,45 +153,83 @@ impl Rids {
 
     /// As [`to_value`](Self::to_value), written straight to JSON text (no tree).
     pub fn write_json(out: &mut String, entries: &[RidEntry], dicts: bool, map: &RidMap) {
-        use std::fmt::Write;
-        let num = |out: &mut String, x: f64| {
+        let mut v = std::mem::take(out).into_bytes();
+        Self::write_json_bytes(&mut v, entries, dicts, map, false);
+        *out = String::from_utf8(v).expect("JSON text is UTF-8");
+    }
+
+    /// As [`write_json`](Self::write_json), appended to bytes; with `csv`, every `"` of the JSON
+    /// text is doubled (the inside of a quoted CSV cell).
+    pub fn write_json_bytes(out: &mut Vec<u8>, entries: &[RidEntry], dicts: bool, map: &RidMap, csv: bool) {
+        /// `{"rid": `, then `, "<key>": ` per field of [`RidEntry::fields`]: JSON, then CSV-quoted.
+        const PRE: [[&[u8]; 8]; 2] = [
+            [
+                b"{\"rid\": ",
+                b", \"iter\": ",
+                b", \"type\": ",
+                b", \"num_scheduled_tokens\": ",
+                b", \"num_prompt_tokens\": ",
+                b", \"num_computed_tokens\": ",
+                b", \"num_spec_output_tokens\": ",
+                b", \"num_spec_accepted_tokens\": ",
+            ],
+            [
+                b"{\"\"rid\"\": ",
+                b", \"\"iter\"\": ",
+                b", \"\"type\"\": ",
+                b", \"\"num_scheduled_tokens\"\": ",
+                b", \"\"num_prompt_tokens\"\": ",
+                b", \"\"num_computed_tokens\"\": ",
+                b", \"\"num_spec_output_tokens\"\": ",
+                b", \"\"num_spec_accepted_tokens\"\": ",
+            ],
+        ];
+        let pre = &PRE[csv as usize];
+        let q: &[u8] = if csv { b"\"\"" } else { b"\"" };
+        let num = |out: &mut Vec<u8>, x: f64| {
             if x.fract() == 0.0 && x.abs() < 9e15 {
-                let _ = write!(out, "{}", x as i64);
+                out.extend_from_slice(itoa::Buffer::new().format(x as i64).as_bytes());
             } else if x.is_finite() {
+                use std::io::Write;
                 let _ = write!(out, "{x}");
             } else {
-                out.push_str("null");
+                out.extend_from_slice(b"null");
             }
         };
-        out.push('[');
+        out.push(b'[');
         for (i, e) in entries.iter().enumerate() {
             if i > 0 {
-                out.push_str(", ");
+                out.extend_from_slice(b", ");
             }
             if dicts {
-                out.push_str("{\"rid\": ");
+                out.extend_from_slice(pre[0]);
             }
             let rid = map.resolve(&e.rid);
             if rid.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
-                out.push('"');
-                out.push_str(rid);
-                out.push('"');
+                out.reserve(rid.len() + 2 * q.len());
+                out.extend_from_slice(q);
+                out.extend_from_slice(rid.as_bytes());
+                out.extend_from_slice(q);
             } else {
-                out.push_str(&serde_json::to_string(rid).unwrap_or_default());
+                for b in serde_json::to_string(rid).unwrap_or_default().bytes() {
+                    if b == b'"' {
+                        out.extend_from_slice(q);
+                    } else {
+                        out.push(b);
+                    }
+                }
             }
             if dicts {
-                for (k, v) in e.fields() {
+                for (k, (_, v)) in e.fields().into_iter().enumerate() {
                     if let Some(v) = v {
-                        out.push_str(", \"");
-                        out.push_str(k);
-                        out.push_str("\": ");
+                        out.extend_from_slice(pre[k + 1]);
                         num(out, v);
                     }
                 }
-                out.push('}');
+                out.push(b'}');
             }
         }
-        out.push(']');
+        out.push(b']');
     }
 
     /// The rids joined with `,` (the reference's `rid` string).
@@ -200,6 +242,15 @@ impl Rids {
             s.push_str(&e.rid);
         }
         s
+    }
+}
+
+/// `String::from_utf8_lossy(b).into_owned()`, with the fast validation of `from_utf8` first
+/// (the lossy scan is byte by byte).
+pub fn lossy_string(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
     }
 }
 
@@ -300,6 +351,10 @@ mod tests {
         let mut s = String::new();
         Rids::write_json(&mut s, &r.entries, true, &m);
         assert_eq!(serde_json::from_str::<J>(&s).unwrap(), Rids::to_value(&r.entries, true, &m));
+        // The CSV form is the JSON text with its quotes doubled.
+        let mut c = Vec::new();
+        Rids::write_json_bytes(&mut c, &r.entries, true, &m, true);
+        assert_eq!(String::from_utf8(c).unwrap(), s.replace('"', "\"\""));
         assert_eq!(m.resolve("a-0123abcd"), "a");
         assert_eq!(m.resolve("b-0123abcd"), "b-0123abcd");
         assert_eq!(m.resolve("e1"), "a");

@@ -120,7 +120,7 @@ fn decode(b: &[u8]) -> Option<Vec<RidEntry>> {
     let mut out = Vec::with_capacity(n.min(1 << 16));
     for _ in 0..n {
         let l = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
-        let rid = String::from_utf8_lossy(take(l)?).into_owned();
+        let rid = super::rid::lossy_string(take(l)?);
         let mask = take(1)?[0];
         let mut e = RidEntry { rid, ..RidEntry::default() };
         let mut word = |i: u8| -> Option<Option<[u8; 8]>> {
