@@ -20,27 +20,10 @@ import time
 
 import pytest
 
-from test_e2e import CLI, Server, _alive, _descendants, _free_port, _post, _sed, _wait_file, tiny_model  # noqa: F401
+from test_e2e import CLI, Server, _alive, _descendants, _dump, _free_port, _post, _sed, _wait_file, tiny_model  # noqa: F401
 
 ROLES = {"api": "api_server", "engine": "engine_core", "worker": "worker"}
 WRITTEN_AT = 256  # files::meta::COUNTERS_AT + 8 * Counter::Written
-
-
-def _dump(prof_dir):
-    out = subprocess.run([CLI, "dump", "--input-path", prof_dir, "--records"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    recs, procs, total = [], [], None
-    for line in out.stdout.splitlines():
-        if line.strip():
-            o = json.loads(line)
-            if "kind" in o:
-                recs.append(o)
-            elif "process" in o:
-                procs.append(o)
-            else:
-                total = o["total"]
-    return recs, procs, total
 
 
 def _committed(meta_path):
