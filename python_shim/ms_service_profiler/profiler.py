@@ -237,6 +237,19 @@ class Profiler:
         return False
 
 
+def span_enabled(level, domain):
+    """Would ``Profiler(level).domain(domain)`` record? The common case (capture on, no domain
+    filter, ``level`` within ``profiler_level``, no config change left to observe) reads only the
+    state word; anything else asks a ``Profiler``, which also observes the change.  For hooks that
+    run several times per step and write their spans directly."""
+    w = _state.value
+    if not w & 1:
+        return False
+    if w & 2 or (w >> 32) != _control.last_gen or ((w >> 8) & 0xFF) < level:
+        return Profiler(level).domain(domain).enable
+    return True
+
+
 _step_lock = threading.Lock()
 _py_step = [None]   # the step counter as this process last set it; None: read the native one first
 

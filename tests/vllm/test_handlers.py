@@ -90,8 +90,7 @@ def recorder(monkeypatch):
     for m in (batch_handlers, kvcache_handlers, model_handlers, request_handlers):
         monkeypatch.setattr(m, "Profiler", Rec)
     monkeypatch.setattr(model_handlers, "native", RecNative)
-    monkeypatch.setattr(model_handlers, "_phase_on", lambda: True)
-    monkeypatch.setattr(model_handlers, "_ids", {})
+    monkeypatch.setattr(model_handlers, "span_enabled", lambda level, domain: True)
     monkeypatch.setattr(model_handlers, "prof_step", lambda: None)
     monkeypatch.setattr(common, "set_role", lambda role: None)
     monkeypatch.setattr(common, "set_dp_rank", lambda obj: None)
@@ -325,22 +324,24 @@ def test_bundled_yaml_handlers_resolve():
 
 
 def test_phase_span_gate(monkeypatch):
-    """The phase tags' own capture check: on/off from the state word; a domain filter, a level
-    below INFO or an unobserved config change defers to the Profiler (here: says off)."""
-    from ms_service_profiler import _control
-    monkeypatch.undo()                       # the real _phase_on, with a fake state word
-    gate = model_handlers._phase_on
+    """The phase tags' capture check (profiler.span_enabled): on/off from the state word; a domain
+    filter, a level below INFO or an unobserved config change defers to the Profiler (here: off)."""
+    from ms_service_profiler import _control, profiler
+    monkeypatch.undo()                       # the real gate, with a fake state word
+
+    def gate():
+        return profiler.span_enabled(20, "Execute")
 
     class Off(Rec):
         def __init__(self, level=20):
             super().__init__(level)
             self.enable = False
-    monkeypatch.setattr(model_handlers, "Profiler", Off)
+    monkeypatch.setattr(profiler, "Profiler", Off)
     gen = 7
     monkeypatch.setattr(_control, "last_gen", gen)
 
     def word(bits, level=20, g=gen):
-        monkeypatch.setattr(model_handlers, "_state", ns(value=bits | level << 8 | g << 32))
+        monkeypatch.setattr(profiler, "_state", ns(value=bits | level << 8 | g << 32))
     word(0)
     assert not gate()
     word(1)
