@@ -44,7 +44,7 @@ pub fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
 
 /// The `n` elements at `p` (NULL: empty).
 #[inline(always)]
-pub fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
+fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
     if p.is_null() {
         &[]
     } else {

@@ -232,7 +232,7 @@ pub(crate) unsafe fn encode_parts<'a>(
 
 /// The [`Sized`] of a record of `n` unpadded bytes, or `None` if it cannot be encoded.
 #[inline(always)]
-pub(crate) fn sized(n: usize, n_attr: usize, n_rid: usize) -> Option<Sized> {
+fn sized(n: usize, n_attr: usize, n_rid: usize) -> Option<Sized> {
     if n_attr > u16::MAX as usize || n_rid > u16::MAX as usize || n > u32::MAX as usize / 2 {
         return None;
     }
@@ -251,7 +251,7 @@ pub struct Sized {
 }
 
 /// The encoder's write position inside one record.
-pub(crate) struct Cursor {
+struct Cursor {
     p: *mut u8,
 }
 
@@ -261,7 +261,7 @@ impl Cursor {
     ///
     /// # Safety: as [`Encode::encode_into`].
     #[inline(always)]
-    pub(crate) unsafe fn begin(dst: *mut u8, size: Sized, t0: u64, t1: u64, domain: u32, name: u32, tid: u32) -> Cursor {
+    unsafe fn begin(dst: *mut u8, size: Sized, t0: u64, t1: u64, domain: u32, name: u32, tid: u32) -> Cursor {
         std::ptr::write(dst.add(size.bytes - 8) as *mut u64, 0);
         let f = dst as *mut u64;
         std::ptr::write(f.add(1), t0.to_le());
@@ -273,7 +273,7 @@ impl Cursor {
 
     /// # Safety: the caller sized the destination for everything put.
     #[inline(always)]
-    pub(crate) unsafe fn put(&mut self, b: &[u8]) {
+    unsafe fn put(&mut self, b: &[u8]) {
         std::ptr::copy_nonoverlapping(b.as_ptr(), self.p, b.len());
         self.p = self.p.add(b.len());
     }
@@ -282,7 +282,7 @@ impl Cursor {
     ///
     /// # Safety: as [`put`](Self::put).
     #[inline(always)]
-    pub(crate) unsafe fn bytes(&mut self, b: &[u8]) {
+    unsafe fn bytes(&mut self, b: &[u8]) {
         self.put(&(b.len() as u32).to_le_bytes());
         self.put(b);
     }
@@ -291,7 +291,7 @@ impl Cursor {
     ///
     /// # Safety: as [`put`](Self::put).
     #[inline(always)]
-    pub(crate) unsafe fn attr(&mut self, a: Attr<'_>) {
+    unsafe fn attr(&mut self, a: Attr<'_>) {
         self.put(&a.key.to_le_bytes());
         match a.value {
             Value::Int(i) => {
@@ -318,7 +318,7 @@ impl Cursor {
     ///
     /// # Safety: as [`put`](Self::put).
     #[inline(always)]
-    pub(crate) unsafe fn json(&mut self, flags: u8, json: &[u8]) -> u8 {
+    unsafe fn json(&mut self, flags: u8, json: &[u8]) -> u8 {
         let fl = flags & flags::ALL & !flags::HAS_JSON;
         if json.is_empty() {
             return fl;
@@ -332,7 +332,7 @@ impl Cursor {
     ///
     /// # Safety: as [`Encode::encode_into`], with the body fully written.
     #[inline(always)]
-    pub(crate) unsafe fn commit(self, dst: *mut u8, size: Sized, kind: Kind, fl: u8) {
+    unsafe fn commit(self, dst: *mut u8, size: Sized, kind: Kind, fl: u8) {
         debug_assert!(self.p <= dst.add(size.bytes));
         let body = std::slice::from_raw_parts(dst.add(8), size.bytes - 8);
         let head = header(size.bytes as u32, kind as u8, fl, body);
