@@ -256,8 +256,13 @@ _py_step = [None]   # the step counter as this process last set it; None: read t
 
 def set_step(n):
     """Set the framework step counter (Python side and native side)."""
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        native.count_error(HOOK_ERROR)
+        return
     with _step_lock:
-        _py_step[0] = int(n)
+        _py_step[0] = n
         native.set_step(n)
 
 

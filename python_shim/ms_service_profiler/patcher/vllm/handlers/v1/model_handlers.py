@@ -186,14 +186,17 @@ class _PhaseSpan:
         self._js = None
 
     def __enter__(self):
-        if span_enabled(_INFO, "Execute"):
-            js = _SPAN_ONLY
-            if self._span == "forward":
-                cur = _current[0]
-                if cur is not None:
-                    js = encode_attrs({"rid": cur[0], "batch_type": cur[1], "batch_size": len(cur[0]), "type": 2})
-            self._js = js
-            self._t0 = _now()
+        try:                       # vLLM calls this directly: nothing of ours may raise into it
+            if span_enabled(_INFO, "Execute"):
+                js = _SPAN_ONLY
+                if self._span == "forward":
+                    cur = _current[0]
+                    if cur is not None:
+                        js = encode_attrs({"rid": cur[0], "batch_type": cur[1], "batch_size": len(cur[0]), "type": 2})
+                self._t0 = _now()
+                self._js = js
+        except Exception:
+            native.count_error(HOOK_ERROR)
         return self._cm.__enter__()
 
     def __exit__(self, et, ev, tb):
