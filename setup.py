@@ -15,7 +15,9 @@ from setuptools import Extension, setup
 ext_modules = [
     Extension(
         "ms_service_profiler._fast",
-        sources=["python_shim/ms_service_profiler/_fast.c"],
+        sources=[f"python_shim/ms_service_profiler/{f}.c" for f in ("_fast", "_fast_timer", "_fast_handler", "_fast_phase", "_fast_json",
+                                                                   "_fast_batch")],
+        depends=["python_shim/ms_service_profiler/_fast.h"],
         extra_compile_args=["-O2", "-fvisibility=hidden"],
         optional=True,  # pure-Python fallback when no C compiler is available
     )

@@ -49,5 +49,6 @@ run_pytest "$ROOT/tests/python" "$@" || rc=$?
 # second pass: the pure-Python wrappers (what runs when the C extension could not be built)
 echo "run.sh: pure-Python pass (MSP_PURE_PYTHON=1)"
 MSP_PURE_PYTHON=1 run_pytest "$ROOT/tests/python/test_hooks.py" "$ROOT/tests/python/test_api.py" \
-    "$ROOT/tests/python/test_expr.py" "$ROOT/tests/python/test_expr_security.py" "$@" || rc=$?
+    "$ROOT/tests/python/test_expr.py" "$ROOT/tests/python/test_expr_security.py" \
+    "$ROOT/tests/python/test_vllm_fast_path.py" "$@" || rc=$?
 exit "$rc"

@@ -80,6 +80,12 @@ class RecNative:
         Rec.out.append(("span", domain, name, attrs))
 
     @staticmethod
+    def event_json(domain, name, ts, js):
+        attrs = json.loads(js)
+        assert attrs.pop("type") == 0
+        Rec.out.append(("event", domain, name, attrs))
+
+    @staticmethod
     def count_error(kind):
         raise AssertionError("a handler counted an error")
 
@@ -89,8 +95,10 @@ def recorder(monkeypatch):
     Rec.out = []
     for m in (batch_handlers, kvcache_handlers, model_handlers, request_handlers):
         monkeypatch.setattr(m, "Profiler", Rec)
-    monkeypatch.setattr(model_handlers, "native", RecNative)
-    monkeypatch.setattr(model_handlers, "span_enabled", lambda level, domain: True)
+    for m in (batch_handlers, model_handlers):
+        monkeypatch.setattr(m, "native", RecNative)
+        monkeypatch.setattr(m, "span_enabled", lambda level, domain: True)
+    monkeypatch.setattr(model_handlers, "_Phase", None)      # the C Phase reads the real state word
     monkeypatch.setattr(model_handlers, "prof_step", lambda: None)
     monkeypatch.setattr(common, "set_role", lambda role: None)
     monkeypatch.setattr(common, "set_dp_rank", lambda obj: None)

@@ -367,7 +367,20 @@ _TIMERS = {"sync": _timer_sync, "async": _timer_async, "gen": _timer_gen,
 _NOT_CALLED, _RUNNING, _RETURNED, _RAISED = 0, 1, 2, 3
 
 
+def _handler_error(rt, exc):
+    """A custom handler's own exception (not the original function's): counted, warned once."""
+    native.count_error(HOOK_ERROR)
+    _warn_once(("handler", id(rt.entry)), "%s: handler %s raised %s: %s",
+               rt.entry.where(), rt.entry.handler, type(exc).__name__, exc)
+
+
 def _handler_sync(inner, handler, rt):
+    """The custom-handler layer: ``handler(original, *args, **kwargs)`` while capture is on.  An
+    exception of the original propagates as it is; the handler's own error is counted, warned
+    once, and the caller gets the original's result (calling it if the handler had not).  In C
+    (``_fast.Timer(handler=...)``) unless a caller filter applies."""
+    if _fast is not None and rt.cfilter is None:
+        return _fast.Timer(inner, 0, 0, 0, None, handler, functools.partial(_handler_error, rt))
     state = _state
 
     def layer(*args, **kwargs):
@@ -398,9 +411,7 @@ def _handler_sync(inner, handler, rt):
                 if exc is st[1]:
                     raise
                 raise st[1] from None
-            native.count_error(HOOK_ERROR)
-            _warn_once(("handler", id(rt.entry)), "%s: handler %s raised %s: %s",
-                       rt.entry.where(), rt.entry.handler, type(exc).__name__, exc)
+            _handler_error(rt, exc)
             if st[0] == _RETURNED:
                 return st[1]
             return inner(*args, **kwargs)
@@ -441,9 +452,7 @@ def _handler_async(inner, handler, rt):
                 if exc is st[1]:
                     raise
                 raise st[1] from None
-            native.count_error(HOOK_ERROR)
-            _warn_once(("handler", id(rt.entry)), "%s: handler %s raised %s: %s",
-                       rt.entry.where(), rt.entry.handler, type(exc).__name__, exc)
+            _handler_error(rt, exc)
             if st[0] == _RETURNED:
                 return st[1]
             return await inner(*args, **kwargs)

@@ -18,7 +18,10 @@
 request's id (not for a streaming-input update of a request already known).
 """
 
-from ms_service_profiler.profiler import Profiler, Level
+from time import monotonic_ns as _now
+
+from ms_service_profiler._native import native
+from ms_service_profiler.profiler import Profiler, Level, encode_attrs, span_enabled
 from . import common
 
 _counters = common.IterCounters()
@@ -71,26 +74,23 @@ def _prune_where(sched):
 
 
 def schedule(original_func, this, *args, **kwargs):
-    if _depth[0]:
-        return original_func(this, *args, **kwargs)
-    prof = Profiler(_INFO).domain("Schedule")
-    if not prof.enable:
+    if _depth[0] or not span_enabled(_INFO, "Schedule"):
         return original_func(this, *args, **kwargs)
     common.set_role("engine_core")
     common.set_dp_rank(this)
     kvm = getattr(this, "kv_cache_manager", None)
     free_before = _free_blocks(kvm) if kvm is not None else None
-    prof.span_start("batchFrameworkProcessing")
+    t0 = _now()
     _depth[0] += 1
     try:
         out = original_func(this, *args, **kwargs)
     finally:
         _depth[0] -= 1
-    _after_schedule(this, out, prof, kvm, free_before)
+    _after_schedule(this, out, t0, kvm, free_before)
     return out
 
 
-def _after_schedule(this, out, prof, kvm, free_before):
+def _after_schedule(this, out, t0, kvm, free_before):
     requests = this.requests
     # --- queues -------------------------------------------------------------------------------
     finished = out.finished_req_ids
@@ -144,25 +144,31 @@ def _after_schedule(this, out, prof, kvm, free_before):
         r = requests.get(rid)
         return getattr(r, "num_prompt_tokens", None) if r is not None else None
 
-    dicts, btype = common.classify(out, _counters, prompt_len_of)
-
+    dicts_json, btype, _ids, _n, _dicts = common.classify_json(out, _counters, prompt_len_of)
     if kvm is not None:
-        free_after = _free_blocks(kvm)
-        total = _total_blocks(this, kvm)
-        if free_after is not None and total is not None:
-            used_after = total - free_after
-            kv = Profiler(_INFO).domain("Schedule.KVCache").res(list(out.num_scheduled_tokens)) \
-                .metric("TotalBlocks", total).metric("UsedBlocks", used_after) \
-                .metric("FreeBlocks", free_after)
-            try:
-                kv.metric("UsagePercent", kvm.usage)
-            except Exception:
-                pass
-            if free_before is not None:
-                kv.metric("AllocatedBlocks", free_before - free_after)
-            kv.event("KVCacheStatus")
+        _kv_status(this, out, kvm, free_before)
+    # written directly (the attribute JSON is built by classify_json), as Profiler.span_end would
+    native.span_json(native.intern("Schedule"), native.intern("batchFrameworkProcessing"), t0, _now(),
+                     b'{"type":2,"rid":' + dicts_json + b"," + common.batch_type_json(btype) + b"}")
 
-    prof.res(dicts).attr("batch_type", btype).span_end()
+
+def _kv_status(this, out, kvm, free_before):
+    """Event ``KVCacheStatus`` (domain ``Schedule.KVCache``) after a batch was scheduled."""
+    free_after = _free_blocks(kvm)
+    total = _total_blocks(this, kvm)
+    if free_after is None or total is None or not span_enabled(_INFO, "Schedule.KVCache"):
+        return
+    attrs = {"rid": list(out.num_scheduled_tokens), "TotalBlocks=": total,
+             "UsedBlocks=": total - free_after, "FreeBlocks=": free_after}
+    try:
+        attrs["UsagePercent="] = kvm.usage
+    except Exception:
+        pass
+    if free_before is not None:
+        attrs["AllocatedBlocks="] = free_before - free_after
+    attrs["type"] = 0
+    native.event_json(native.intern("Schedule.KVCache"), native.intern("KVCacheStatus"), 0,
+                      encode_attrs(attrs))
 
 
 def add_request(original_func, this, request, *args, **kwargs):

@@ -7,7 +7,9 @@ one SchedulerOutput it is given.
 
 import logging
 
+from ms_service_profiler._native import native
 from ms_service_profiler.mstx import service_profiler
+from ms_service_profiler.profiler import encode_attrs
 
 logger = logging.getLogger("ms_service_profiler")
 
@@ -149,6 +151,34 @@ def classify(scheduler_output, counters, prompt_len_of):
             if s:
                 d["num_spec_tokens"] = len(s)
     return out, batch_type_of(has_p, has_d)
+
+
+_fast_classify = native.fast.classify if native.fast is not None else None
+
+_BATCH_TYPE_JSON = {None: b'"batch_type":null', "Prefill": b'"batch_type":"Prefill"',
+                    "Decode": b'"batch_type":"Decode"', "Prefill,Decode": b'"batch_type":"Prefill,Decode"'}
+
+
+def classify_json(scheduler_output, counters, prompt_len_of):
+    """``classify`` with its lists already JSON: ``(dicts_json, batch_type, ids_json, n, dicts)``.
+
+    ``dicts_json`` is the rid dict list and ``ids_json`` the list of its ids, both as bytes; ``n``
+    the number of requests.  Uses the C extension (``_fast.classify``, no Python dicts at all)
+    for the common shape, where ``dicts`` is None; otherwise, or without the extension, the
+    Python ``classify`` and ``dicts`` is its list (the spec-decode handler reads it).  Both
+    update ``counters`` the same way and give the same bytes."""
+    if _fast_classify is not None:
+        r = _fast_classify(scheduler_output, counters.counts, prompt_len_of)
+        if r is not None:
+            return r + (None,)
+    dicts, btype = classify(scheduler_output, counters, prompt_len_of)
+    return encode_attrs(dicts), btype, encode_attrs([d["rid"] for d in dicts]), len(dicts), dicts
+
+
+def batch_type_json(btype):
+    """``"batch_type":<json>`` as bytes, for attribute JSON written by hand."""
+    t = _BATCH_TYPE_JSON.get(btype)
+    return t if t is not None else b'"batch_type":' + encode_attrs(btype)
 
 
 # ------------------------------------------------------------------------------------------------

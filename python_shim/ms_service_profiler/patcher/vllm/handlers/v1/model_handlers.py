@@ -32,14 +32,16 @@ import inspect
 from time import monotonic_ns as _now
 
 from ms_service_profiler._native import native, HOOK_ERROR
-from ms_service_profiler.profiler import Profiler, Level, prof_step, encode_attrs, span_enabled
+from ms_service_profiler.profiler import Profiler, Level, prof_step, span_enabled
 from . import common
 
 _INFO = Level.INFO
 _counters = common.IterCounters()
 _depth = [0]            # re-entrancy: NPUModelRunner.execute_model calling super() is one step
-_pending = [None]       # modelExec waiting for sample_tokens: (Profiler, spec dicts or None)
-_current = [None]       # (rid list, batch_type, rid dicts, any drafts) of the step being executed
+_pending = [None]       # modelExec waiting for sample_tokens: (start ns, attribute JSON)
+_current = [None]       # step being executed: (forward's attribute JSON, batch_type, rid dicts
+                        # when drafts were scheduled else None)
+_Phase = native.fast.Phase if native.fast is not None else None
 
 
 def _prompt_len_of(runner):
@@ -65,52 +67,54 @@ def execute_model_runner(original_func, this, scheduler_output, *args, **kwargs)
     common.set_role("worker")
     common.set_dp_rank(this)
     so = scheduler_output
-    prof = None
-    if so.total_num_scheduled_tokens:
-        prof = Profiler(_INFO).domain("Execute")
-        if prof.enable:
-            _counters.finished(so.finished_req_ids)
-            _counters.prune(getattr(this, "requests", None) or {})
-            dicts, btype = common.classify(so, _counters, _prompt_len_of(this))
-            prof.span_start("modelExec").res(dicts).attr("batch_type", btype) \
-                .attr("batch_size", so.total_num_scheduled_tokens)
-            spec = bool(getattr(so, "scheduled_spec_decode_tokens", None))
-            _current[0] = ([d["rid"] for d in dicts], btype, dicts, spec)
-        else:
-            prof = None
+    js = None
+    bs = so.total_num_scheduled_tokens
+    if bs and span_enabled(_INFO, "Execute"):
+        _counters.finished(so.finished_req_ids)
+        _counters.prune(getattr(this, "requests", None) or {})
+        dicts_json, btype, ids_json, n, dicts = common.classify_json(so, _counters, _prompt_len_of(this))
+        bt = common.batch_type_json(btype)
+        js = b'{"type":2,"rid":%s,%s,"batch_size":%d}' % (dicts_json, bt, bs)
+        spec = dicts if dicts is not None and getattr(so, "scheduled_spec_decode_tokens", None) else None
+        _current[0] = (b'{"rid":%s,%s,"batch_size":%d,"type":2}' % (ids_json, bt, n), btype, spec)
+        t0 = _now()
     _depth[0] += 1
     try:
         r = original_func(this, so, *args, **kwargs)
     except BaseException:
         _current[0] = None
-        if prof is not None:
-            prof.attr("error", "exception").span_end()
+        if js is not None:
+            _end_model_exec(t0, js[:-1] + b',"error":"exception"}')
         raise
     finally:
         _depth[0] -= 1
         prof_step()
-    if prof is not None:
+    if js is not None:
         if r is None and hasattr(this, "sample_tokens"):
-            _pending[0] = prof          # sampling is the second phase: sample_tokens ends it
+            _pending[0] = (t0, js)      # sampling is the second phase: sample_tokens ends it
         else:
             _current[0] = None
-            prof.span_end()
+            _end_model_exec(t0, js)
     return r
 
 
+def _end_model_exec(t0, js):
+    native.span_json(native.intern("Execute"), native.intern("modelExec"), t0, _now(), js)
+
+
 def sample_tokens(original_func, this, *args, **kwargs):
-    prof = _pending[0]
+    pending = _pending[0]
     _pending[0] = None
     cur = _current[0]
     spec = None
-    if cur is not None and cur[3] and any("num_spec_tokens" in d for d in cur[2]):
+    if cur is not None and cur[2] is not None and any("num_spec_tokens" in d for d in cur[2]):
         spec = Profiler(_INFO).domain("Execute").span_start("specDecoding")
     try:
         r = original_func(this, *args, **kwargs)
     finally:
         _current[0] = None
-        if prof is not None:
-            prof.span_end()
+        if pending is not None:
+            _end_model_exec(*pending)
     if spec is not None and spec.enable:
         _spec_decoding(spec, cur, r)
     return r
@@ -172,29 +176,44 @@ _TAGS = {
 _SPAN_ONLY = b'{"type":2}'      # what Profiler.span_start puts on a span without attributes
 
 
-class _PhaseSpan:
-    """Wraps the context manager vLLM gets back: a span around its ``with`` block.
+_phase_ids = {}      # span name -> (id of "Execute", id of the name); the library's ids are
+                    # fixed for the life of the process and inherited by forks
 
-    Five of these run per step, so the span is written directly (interned ids, the attribute
-    JSON built once) rather than through the ``Profiler`` builder: ≈ 2 µs instead of ≈ 4."""
+
+def _phase(cm, span):
+    """The phase tag's context manager wrapped in a span (C ``_fast.Phase`` when built)."""
+    js = _SPAN_ONLY
+    if span == "forward":
+        cur = _current[0]
+        if cur is not None:
+            js = cur[0]
+    if _Phase is None:
+        return _PhaseSpan(cm, span, js)
+    ids = _phase_ids.get(span)
+    if ids is None:
+        ids = (native.intern("Execute"), native.intern(span))
+        if ids[0] and ids[1]:
+            _phase_ids[span] = ids
+    return _Phase(cm, ids[0], ids[1], _INFO, js)
+
+
+class _PhaseSpan:
+    """Python fallback of ``_fast.Phase``: wraps the context manager vLLM gets back with a span
+    around its ``with`` block, written directly (interned ids, attribute JSON built once per
+    step) rather than through the ``Profiler`` builder."""
 
     __slots__ = ("_cm", "_span", "_t0", "_js")
 
-    def __init__(self, cm, span):
+    def __init__(self, cm, span, js):
         self._cm = cm
         self._span = span
-        self._js = None
+        self._js = js
+        self._t0 = None
 
     def __enter__(self):
         try:                       # vLLM calls this directly: nothing of ours may raise into it
             if span_enabled(_INFO, "Execute"):
-                js = _SPAN_ONLY
-                if self._span == "forward":
-                    cur = _current[0]
-                    if cur is not None:
-                        js = encode_attrs({"rid": cur[0], "batch_type": cur[1], "batch_size": len(cur[0]), "type": 2})
                 self._t0 = _now()
-                self._js = js
         except Exception:
             native.count_error(HOOK_ERROR)
         return self._cm.__enter__()
@@ -203,11 +222,11 @@ class _PhaseSpan:
         try:
             return self._cm.__exit__(et, ev, tb)
         finally:
-            js = self._js
-            if js is not None:
-                self._js = None
+            t0 = self._t0
+            if t0 is not None:
+                self._t0 = None
                 try:
-                    native.span_json(native.intern("Execute"), native.intern(self._span), self._t0, _now(), js)
+                    native.span_json(native.intern("Execute"), native.intern(self._span), t0, _now(), self._js)
                 except Exception:
                     native.count_error(HOOK_ERROR)
 
@@ -220,7 +239,7 @@ def record_function_or_nullcontext(original_func, name, *args, **kwargs):
     span = _TAGS.get(name)
     if span is None:
         return cm
-    return _PhaseSpan(cm, span)
+    return _phase(cm, span)
 
 
 def capture_async(original_func, *args, **kwargs):
@@ -231,7 +250,7 @@ def capture_async(original_func, *args, **kwargs):
     span = _TAGS.get(tag) if isinstance(tag, str) else None
     if span is None:
         return cm
-    return _PhaseSpan(cm, span)
+    return _phase(cm, span)
 
 
 # ------------------------------------------------------------------------------------------------
