@@ -26,6 +26,39 @@ ROLES = {"api": "api_server", "engine": "engine_core", "worker": "worker"}
 WRITTEN_AT = 256  # files::meta::COUNTERS_AT + 8 * Counter::Written
 
 
+def _shm_in_use():
+    """Names under /dev/shm that a live process maps or holds open."""
+    used = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/maps" % pid) as f:
+                used.update(line.split("/dev/shm/", 1)[1].split()[0] for line in f if "/dev/shm/" in line)
+            for fd in os.listdir("/proc/%s/fd" % pid):
+                t = os.readlink("/proc/%s/fd/%s" % (pid, fd))
+                if t.startswith("/dev/shm/"):
+                    used.add(t[len("/dev/shm/"):].split()[0])
+        except OSError:
+            continue
+    return used
+
+
+def _remove_leaked_shm(before):
+    """A SIGKILLed vLLM process cannot unlink its shared-memory queues (psm_*) and semaphores:
+    remove the ones that appeared during the test and that no live process uses any more."""
+    try:
+        new = set(os.listdir("/dev/shm")) - before
+    except OSError:
+        return
+    for name in new - _shm_in_use():
+        if name.startswith(("psm_", "sem.mp-")):
+            try:
+                os.unlink(os.path.join("/dev/shm", name))
+            except OSError:
+                pass
+
+
 def _committed(meta_path):
     with open(meta_path, "rb") as f:
         f.seek(WRITTEN_AT)
@@ -36,6 +69,7 @@ def _committed(meta_path):
 @pytest.mark.parametrize("who", ["api", "engine", "worker"])
 def test_kill_mid_capture_recovers_everything_committed(tmp_path, tiny_model, who, sig):  # noqa: F811
     work = str(tmp_path)
+    shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     srv = Server(work, tiny_model, _free_port())
     stop = threading.Event()
     done = []          # request tags whose response arrived
@@ -94,6 +128,8 @@ def test_kill_mid_capture_recovers_everything_committed(tmp_path, tiny_model, wh
         print(srv.log_tail(200))
         srv.kill()
         raise
+    finally:
+        _remove_leaked_shm(shm_before)
 
     recs, procs, total = _dump(prof_dir)
     by_pid = {p["process"]: p for p in procs}
