@@ -81,46 +81,14 @@ def batch_type_of(has_prefill, has_decode):
     return None
 
 
-def classify(scheduler_output, counters, prompt_len_of):
-    """The rid dict list (CONTRACT §3.5 shape 3) and the batch type of one SchedulerOutput.
-
-    Walks the new requests, then the cached (running / resumed) ones: work proportional to the
-    batch.  ``prompt_len_of(rid)`` gives the prompt length of a request first seen as a cached
-    one (capture turned on while it ran).  Handles the columnar ``CachedRequestData``
-    (vLLM >= 0.10) and the 0.9.x list of per-request objects.  Returns ``([], None)`` when
-    nothing was scheduled."""
-    nst = scheduler_output.num_scheduled_tokens
-    if not nst:
-        return [], None
-    counts = counters.counts
-    spec = getattr(scheduler_output, "scheduled_spec_decode_tokens", None)
-    out = []
-    append = out.append
-    has_p = has_d = False
+def _scheduled(scheduler_output, nst):
+    """``(rid, tokens, computed, new request or None)`` of every request with scheduled tokens:
+    the new ones first, then the cached (running / resumed) ones, in both the columnar
+    ``CachedRequestData`` (vLLM >= 0.10) and the 0.9.x list of per-request objects."""
     for r in scheduler_output.scheduled_new_reqs:
-        rid = r.req_id
-        n = nst.get(rid)
-        if n is None:
-            continue
-        p = _prompt_len_new(r)
-        if p is None:
-            p = prompt_len_of(rid)
-        st = counts.get(rid)
-        if st is None:
-            counts[rid] = st = [0, p]
-        else:
-            st[1] = p
-        it = st[0]
-        st[0] = it + 1
-        c = r.num_computed_tokens
-        if p is not None and c < p:
-            t = 0
-            has_p = True
-        else:
-            t = 1
-            has_d = True
-        append({"rid": rid, "iter": it, "type": t, "num_scheduled_tokens": n,
-                "num_prompt_tokens": p, "num_computed_tokens": c})
+        n = nst.get(r.req_id)
+        if n is not None:
+            yield r.req_id, n, r.num_computed_tokens, r
     cr = scheduler_output.scheduled_cached_reqs
     if isinstance(cr, (list, tuple)):           # vLLM 0.9.x
         pairs = [(x.req_id, x.num_computed_tokens) for x in cr]
@@ -129,14 +97,41 @@ def classify(scheduler_output, counters, prompt_len_of):
         pairs = zip(ids, cr.num_computed_tokens) if ids else ()
     for rid, c in pairs:
         n = nst.get(rid)
-        if n is None:
-            continue
+        if n is not None:
+            yield rid, n, c, None
+
+
+def classify(scheduler_output, counters, prompt_len_of):
+    """The rid dict list (CONTRACT §3.5 shape 3) and the batch type of one SchedulerOutput.
+
+    Work proportional to the batch.  ``prompt_len_of(rid)`` gives the prompt length of a request
+    whose own object does not tell it (first seen as a cached one: capture turned on while it
+    ran).  Returns ``([], None)`` when nothing was scheduled.  ``classify_json`` is the fast
+    form."""
+    nst = scheduler_output.num_scheduled_tokens
+    if not nst:
+        return [], None
+    counts = counters.counts
+    spec = getattr(scheduler_output, "scheduled_spec_decode_tokens", None)
+    out = []
+    append = out.append
+    has_p = has_d = False
+    for rid, n, c, new in _scheduled(scheduler_output, nst):
         st = counts.get(rid)
-        if st is None:
-            counts[rid] = st = [0, prompt_len_of(rid)]
+        if new is not None:
+            p = _prompt_len_new(new)
+            if p is None:
+                p = prompt_len_of(rid)
+            if st is None:
+                counts[rid] = st = [0, p]
+            else:
+                st[1] = p
+        else:
+            if st is None:
+                counts[rid] = st = [0, prompt_len_of(rid)]
+            p = st[1]
         it = st[0]
         st[0] = it + 1
-        p = st[1]
         if p is not None and c < p:
             t = 0
             has_p = True
