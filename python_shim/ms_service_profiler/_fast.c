@@ -17,6 +17,8 @@ is_enabled_fn fast_is_enabled = NULL;
 count_error_fn fast_count_error = NULL;
 static PyObject *g_gen_cb = NULL;     /* called when the generation changes while enabled */
 static uint64_t g_last_gen = 0;
+typedef void (*set_step_fn)(int64_t);
+static set_step_fn g_set_step = NULL;
 
 void fast_check_generation(uint64_t w) {
     uint64_t gen = w >> 32;
@@ -106,16 +108,30 @@ static PyObject *m_now(PyObject *m, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(fast_now_ns());
 }
 
-/* bind(word_addr, span_json_addr, event_json_addr, is_enabled_addr, count_error_addr) */
+/* bind(word_addr, span_json_addr, event_json_addr, is_enabled_addr, count_error_addr[, set_step_addr]) */
 static PyObject *m_bind(PyObject *m, PyObject *args) {
-    unsigned long long w, s, e, ie, ce;
-    if (!PyArg_ParseTuple(args, "KKKKK", &w, &s, &e, &ie, &ce)) return NULL;
+    unsigned long long w, s, e, ie, ce, ss = 0;
+    if (!PyArg_ParseTuple(args, "KKKKK|K", &w, &s, &e, &ie, &ce, &ss)) return NULL;
     fast_word = w ? (const volatile uint64_t *)(uintptr_t)w : &zero_word;
     fast_span = (span_json_fn)(uintptr_t)s;
     fast_event = (event_json_fn)(uintptr_t)e;
     fast_is_enabled = (is_enabled_fn)(uintptr_t)ie;
     fast_count_error = (count_error_fn)(uintptr_t)ce;
+    g_set_step = (set_step_fn)(uintptr_t)ss;
     g_last_gen = (*fast_word) >> 32;
+    Py_RETURN_NONE;
+}
+
+/* set_step(n): the framework step counter; never raises (a value that is not an integer is ignored) */
+static PyObject *m_set_step(PyObject *m, PyObject *o) {
+    PyObject *i = PyNumber_Long(o);
+    if (i != NULL) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(i, &overflow);
+        Py_DECREF(i);
+        if (!overflow && !(v == -1 && PyErr_Occurred()) && g_set_step != NULL) g_set_step((int64_t)v);
+    }
+    PyErr_Clear();
     Py_RETURN_NONE;
 }
 
@@ -151,6 +167,7 @@ static PyMethodDef methods[] = {
     {"state", m_state, METH_NOARGS, "the state word"},
     {"now", m_now, METH_NOARGS, "CLOCK_MONOTONIC in ns"},
     {"bind", m_bind, METH_VARARGS, "bind native function addresses"},
+    {"set_step", m_set_step, METH_O, "set the framework step counter"},
     {"set_generation_callback", m_set_generation_callback, METH_O, "callback on generation change"},
     {"set_last_generation", m_set_last_generation, METH_O, "set the last observed generation"},
     {NULL, NULL, 0, NULL}

@@ -200,7 +200,7 @@ class Native:
 
         try:
             _fast.bind(self.word_addr, addr("msp_span_json"), addr("msp_event_json"),
-                       addr("msp_is_enabled"), addr("msp_count_error"))
+                       addr("msp_is_enabled"), addr("msp_count_error"), addr("msp_set_step"))
             self.fast = _fast
         except Exception:  # pragma: no cover
             self.fast = None
@@ -211,6 +211,8 @@ class Native:
         if fast is not None:
             self.span_json = fast.span_json
             self.event_json = fast.event_json
+            if lib is not None:
+                self.set_step = fast.set_step
             return
         if lib is None:
             self.span_json = _noop_false
@@ -291,9 +293,13 @@ class Native:
             pass
 
     def set_step(self, n):
+        """Set the framework step counter; a value that is not a 64-bit integer is ignored (the C
+        extension's ``set_step`` replaces this when built)."""
         if self.lib is not None:
             try:
-                self.lib.msp_set_step(int(n))
+                n = int(n)
+                if -(1 << 63) <= n < (1 << 63):       # ctypes would wrap it silently
+                    self.lib.msp_set_step(n)
             except Exception:
                 pass
 

@@ -223,3 +223,14 @@ def test_encode_fallbacks():
             cur = cur[0]
         assert native.fast.encode(deep) is None
         assert json.loads(encode_attrs(deep))
+
+
+def test_step_counter_reaches_the_library(mock):
+    from ms_service_profiler import profiler
+    from ms_service_profiler._native import native
+    profiler.set_step(41)
+    assert native.get_step() == 41
+    assert profiler.prof_step() == 42 and native.get_step() == 42
+    native.set_step("not a number")          # ignored, never raises
+    native.set_step(2 ** 80)
+    assert native.get_step() == 42
