@@ -184,7 +184,7 @@ def test_add_request_then_prefill_then_decode(recorder):
                                                           "scope#QueueName": "RUNNING"}
     kv = events(recorder, "KVCacheStatus")[-1]
     assert kv["TotalBlocks="] == 100 and kv["FreeBlocks="] == 97 and kv["UsedBlocks="] == 3
-    assert kv["AllocatedBlocks="] == 2 and kv["UsagePercent="] == 0.01
+    assert kv["AllocatedBlocks="] == 2 and kv["UsagePercent="] == 0.01 and kv["rid"] == ["a-1"]
 
     recorder.clear()
     run_schedule(s, output(cached=[("a-1", 5)], tokens={"a-1": 1}))

@@ -18,6 +18,7 @@
 request's id (not for a streaming-input update of a request already known).
 """
 
+from math import isfinite as _finite
 from time import monotonic_ns as _now
 
 from ms_service_profiler._native import native
@@ -144,31 +145,32 @@ def _after_schedule(this, out, t0, kvm, free_before):
         r = requests.get(rid)
         return getattr(r, "num_prompt_tokens", None) if r is not None else None
 
-    dicts_json, btype, _ids, _n, _dicts = common.classify_json(out, _counters, prompt_len_of)
+    dicts_json, btype, ids_json, _n, _dicts = common.classify_json(out, _counters, prompt_len_of)
     if kvm is not None:
-        _kv_status(this, out, kvm, free_before)
+        _kv_status(this, kvm, free_before, ids_json)
     # written directly (the attribute JSON is built by classify_json), as Profiler.span_end would
     native.span_json(native.intern("Schedule"), native.intern("batchFrameworkProcessing"), t0, _now(),
                      b'{"type":2,"rid":' + dicts_json + b"," + common.batch_type_json(btype) + b"}")
 
 
-def _kv_status(this, out, kvm, free_before):
-    """Event ``KVCacheStatus`` (domain ``Schedule.KVCache``) after a batch was scheduled."""
+def _kv_status(this, kvm, free_before, ids_json):
+    """Event ``KVCacheStatus`` (domain ``Schedule.KVCache``) after a batch was scheduled; ``rid``
+    is the batch's id list (JSON from classify_json)."""
     free_after = _free_blocks(kvm)
     total = _total_blocks(this, kvm)
     if free_after is None or total is None or not span_enabled(_INFO, "Schedule.KVCache"):
         return
-    attrs = {"rid": list(out.num_scheduled_tokens), "TotalBlocks=": total,
-             "UsedBlocks=": total - free_after, "FreeBlocks=": free_after}
+    tail = b""
     try:
-        attrs["UsagePercent="] = kvm.usage
+        u = kvm.usage
+        tail = b',"UsagePercent=":' + (b"%r" % u if type(u) is float and _finite(u) else encode_attrs(u))
     except Exception:
         pass
     if free_before is not None:
-        attrs["AllocatedBlocks="] = free_before - free_after
-    attrs["type"] = 0
+        tail += b',"AllocatedBlocks=":%d' % (free_before - free_after)
     native.event_json(native.intern("Schedule.KVCache"), native.intern("KVCacheStatus"), 0,
-                      encode_attrs(attrs))
+                      b'{"rid":%s,"TotalBlocks=":%d,"UsedBlocks=":%d,"FreeBlocks=":%d%s,"type":0}'
+                      % (ids_json, total, total - free_after, free_after, tail))
 
 
 def add_request(original_func, this, request, *args, **kwargs):
