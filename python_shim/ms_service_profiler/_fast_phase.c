@@ -79,14 +79,14 @@ static PyObject *phase_enter(PhaseObject *self, PyObject *unused) {
         self->armed = true;
         self->t0 = fast_now_ns();
     }
-    PyObject *a[1] = {self->cm};
-    return PyObject_VectorcallMethod(s_enter, a, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *a[2] = {NULL, self->cm};        /* a[0]: the slot ARGUMENTS_OFFSET lends the callee */
+    return PyObject_VectorcallMethod(s_enter, a + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
 static PyObject *phase_exit(PhaseObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *a[4] = {self->cm, Py_None, Py_None, Py_None};
-    for (Py_ssize_t i = 0; i < nargs && i < 3; i++) a[i + 1] = args[i];
-    PyObject *r = PyObject_VectorcallMethod(s_exit, a, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *a[5] = {NULL, self->cm, Py_None, Py_None, Py_None};   /* a[0]: lent, as above */
+    for (Py_ssize_t i = 0; i < nargs && i < 3; i++) a[i + 2] = args[i];
+    PyObject *r = PyObject_VectorcallMethod(s_exit, a + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (self->armed) {
         self->armed = false;
         uint64_t t1 = fast_now_ns();
