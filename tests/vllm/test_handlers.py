@@ -95,7 +95,7 @@ def recorder(monkeypatch):
     Rec.out = []
     for m in (batch_handlers, kvcache_handlers, model_handlers, request_handlers):
         monkeypatch.setattr(m, "Profiler", Rec)
-    for m in (batch_handlers, model_handlers):
+    for m in (batch_handlers, model_handlers, request_handlers):
         monkeypatch.setattr(m, "native", RecNative)
         monkeypatch.setattr(m, "span_enabled", lambda level, domain: True)
     monkeypatch.setattr(model_handlers, "_Phase", None)      # the C Phase reads the real state word
