@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::parse::export::trace::{is_sliced, Finished, ThreadInfo, TraceOut};
 use crate::parse::model::attrs::AttrCache;
-use crate::parse::model::batch::{is_batch_name, BatchRow};
+use crate::parse::model::batch::{batch_name, BatchRow};
 use crate::parse::model::event::Event;
 use crate::parse::model::forward::FwdRow;
 use crate::parse::model::kv::{is_kv, KvRow};
@@ -123,13 +123,14 @@ impl<'a> Collector<'a> {
             }
             return;
         }
-        let batch = ev.kind == Kind::Span && is_batch_name(ev.name);
-        let batch_type = if batch { BatchRow::type_of(&ev) } else { String::new() };
+        let batch_name = if ev.kind == Kind::Span { batch_name(ev.name) } else { None };
+        let batch = batch_name.is_some();
+        let batch_type = if batch { BatchRow::type_of(ev) } else { std::borrow::Cow::Borrowed("") };
         // Trace.
         if let Some(t) = self.trace.as_mut() {
             let mut res = Ok(());
             if is_sliced(ev.domain) {
-                match t.slice(ev, batch.then(|| (ev.rids.entries.len() as f64, batch_type.as_str()))) {
+                match t.slice(ev, batch.then(|| (ev.rids.entries.len() as f64, batch_type.as_ref()))) {
                     Ok(tid) if self.flows => {
                         for e in ev.rids.entries.iter() {
                             let pt = FlowPt { ts: ev.start, pid: self.info.trace_pid, tid };
@@ -270,8 +271,8 @@ impl<'a> Collector<'a> {
                 }
             }
         }
-        if batch {
-            let mut row = BatchRow::from_event(&mut owned, proc, batch_type, self.last_entries.as_ref());
+        if let Some(name) = batch_name {
+            let mut row = BatchRow::from_event(&mut owned, name, proc, batch_type, self.last_entries.as_ref());
             let same = self.last_entries.as_ref().is_some_and(|l| std::sync::Arc::ptr_eq(l, &row.entries));
             self.last_entries = Some(row.entries.clone());
             let mut spilled = None;

@@ -130,7 +130,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     for (i, b) in m.batches.iter().enumerate() {
         write_row(&mut c, m, b, &l, &mut st);
         if l.device {
-            for cell in super::device_cols::cells(m.device.batch[i]) {
+            for cell in super::device_cols::cells(m.device.batch_time(i)) {
                 c.cell(&cell);
             }
         }

@@ -228,7 +228,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
                 time::datetime(b.start, p.offset_s),
                 time::datetime(b.end, p.offset_s),
                 b.dur() as f64 / 1e6,
-                b.batch_type,
+                b.batch_type.as_ref(),
                 p.prof_id,
                 b.batch_size(),
                 k.total,
