@@ -10,6 +10,7 @@ use crate::parse::model::batch::{batch_name, BatchRow};
 use crate::parse::model::event::Event;
 use crate::parse::model::forward::FwdRow;
 use crate::parse::model::kv::{is_kv, KvRow};
+use crate::parse::model::names::Names;
 use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
 use crate::parse::model::process::ProcInfo;
 use crate::parse::model::request::{IterEnd, ReqAcc};
@@ -56,6 +57,7 @@ pub struct Collector<'a> {
     spill: Option<SpillWriter>,
     last_ref: Option<SpillRef>,
     empty: std::sync::Arc<Vec<crate::parse::model::rid::RidEntry>>,
+    names: Names,
 }
 
 impl<'a> Collector<'a> {
@@ -74,6 +76,7 @@ impl<'a> Collector<'a> {
             spill: None,
             last_ref: None,
             empty: Default::default(),
+            names: Names::default(),
         }
     }
 
@@ -155,7 +158,7 @@ impl<'a> Collector<'a> {
                 res = res.and(t.counter(&name, ev.domain, ev.start, &[("Queue Size", size)]));
             }
             if is_kv(ev.domain, ev.name) {
-                let k = KvRow::from_event(ev, proc);
+                let k = KvRow::from_event(ev, proc, self.names.get(ev.name));
                 let dp = self.info.dp_rank.map(|d| format!("-dp{d}")).unwrap_or_default();
                 if let Some(free) = k.device_block() {
                     res = res.and(t.counter(&format!("{}{dp}", ev.domain), ev.domain, ev.start, &[("Device Block", free)]));
@@ -176,7 +179,7 @@ impl<'a> Collector<'a> {
                 }
             }
             if self.spans.contains(ev.name) {
-                self.part.spans.push(SpanRow { name: ev.name.to_string(), proc, start: ev.start, end: ev.end });
+                self.part.spans.push(SpanRow { name: self.names.get(ev.name), proc, start: ev.start, end: ev.end });
             }
         }
         // Model.
@@ -223,7 +226,7 @@ impl<'a> Collector<'a> {
             "Enqueue" | "Dequeue" => {
                 let q = ev.str("scope#QueueName").unwrap_or("");
                 if let Some(size) = ev.num("QueueSize=") {
-                    self.part.queue.push(QueueSample { proc, ts: s, queue: q.to_string(), size });
+                    self.part.queue.push(QueueSample { proc, ts: s, queue: self.names.get(q), size });
                 }
                 let enq = ev.name == "Enqueue";
                 let waiting = q == "WAITING";
@@ -249,7 +252,8 @@ impl<'a> Collector<'a> {
             "forward" if ev.kind == Kind::Span => self.part.forwards.push(FwdRow::from_event(ev, proc)),
             _ => {
                 if is_kv(ev.domain, ev.name) {
-                    self.part.kv.push(KvRow::from_event(ev, proc));
+                    let name = self.names.get(ev.name);
+                    self.part.kv.push(KvRow::from_event(ev, proc, name));
                 } else if ev.domain != "KVCache" && ev.domain != "PullKVCache" {
                     let exec = ev.name == "modelExec";
                     let iter_row = batch && (exec || crate::parse::model::batch::SCHEDULE_NAMES.contains(&ev.name));

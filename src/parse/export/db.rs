@@ -286,7 +286,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         for k in &m.kv {
             let p = &m.procs[k.proc];
             ins.execute(params![
-                k.name,
+                &*k.name,
                 time::datetime(k.ts, p.offset_s),
                 k.total,
                 k.used,

@@ -227,7 +227,7 @@ pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static
     rows.sort_by(|a, b| (a.start, a.end, a.proc).cmp(&(b.start, b.end, b.proc)));
     // KV status rows by process.
     let mut by_proc: BTreeMap<usize, Vec<&KvRow>> = BTreeMap::new();
-    for k in kv.iter().filter(|k| k.name == "KVCacheStatus") {
+    for k in kv.iter().filter(|k| &*k.name == "KVCacheStatus") {
         by_proc.entry(k.proc).or_default().push(k);
     }
     for r in rows.iter_mut().filter(|r| r.name == sched) {

@@ -8,6 +8,7 @@ pub mod event;
 pub mod fast_attrs;
 pub mod forward;
 pub mod kv;
+pub mod names;
 pub mod partial;
 pub mod process;
 pub mod request;

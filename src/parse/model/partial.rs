@@ -24,7 +24,7 @@ pub struct FlowPt {
 #[derive(Clone, Debug)]
 pub struct SpanRow {
     /// Span name.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// Process index.
     pub proc: usize,
     /// Start, epoch ns.
@@ -41,7 +41,7 @@ pub struct QueueSample {
     /// Epoch ns.
     pub ts: i64,
     /// `WAITING`, `RUNNING`, …
-    pub queue: String,
+    pub queue: std::sync::Arc<str>,
     /// Size after the change.
     pub size: f64,
 }
