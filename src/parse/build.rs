@@ -86,8 +86,8 @@ impl Model {
         let mut requests: Vec<RequestRow> = Vec::with_capacity(merged.len());
         requests.extend(merged.into_iter().filter(|(k, _)| is_request_id(k)).map(|(rid, acc)| RequestRow { rid, acc }));
         requests.sort_by(|a, b| {
-            let ka = (a.acc.http_req.is_none(), a.acc.http_req.or(a.acc.first_seen).unwrap_or(i64::MAX), &a.rid);
-            let kb = (b.acc.http_req.is_none(), b.acc.http_req.or(b.acc.first_seen).unwrap_or(i64::MAX), &b.rid);
+            let ka = (a.acc.http_req.is_none(), a.acc.http_req().or(a.acc.first_seen()).unwrap_or(i64::MAX), &a.rid);
+            let kb = (b.acc.http_req.is_none(), b.acc.http_req().or(b.acc.first_seen()).unwrap_or(i64::MAX), &b.rid);
             ka.cmp(&kb)
         });
         let mut kv = p.kv;

@@ -340,7 +340,7 @@ fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
     )?;
     let sorted = |v: &mut Vec<f64>| v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     // TTFT in 100 ms windows of the request start.
-    let mut ttft: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.http_req?, r.acc.ttft_ns()? as f64 / 1e6))).collect();
+    let mut ttft: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.http_req()?, r.acc.ttft_ns()? as f64 / 1e6))).collect();
     ttft.sort_by(|a, b| a.0.cmp(&b.0));
     let mut all: Vec<f64> = ttft.iter().map(|x| x.1).collect();
     sorted(&mut all);
@@ -360,14 +360,14 @@ fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         }
     }
     // Cumulative request latency by completion time, at most ~100 points.
-    let mut lat: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.end?, r.acc.execution_ns()? as f64 / 1e6))).collect();
+    let mut lat: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.end()?, r.acc.execution_ns()? as f64 / 1e6))).collect();
     lat.sort_by(|a, b| a.0.cmp(&b.0));
     cumulative(c, "req_latency", &lat, &dt)?;
     // Generation speeds: prefill = prefill tokens / iter-0 time; decode = 1 token / inter-token gap.
     let mut pre: Vec<(i64, f64)> = Vec::new();
     let mut dec: Vec<(i64, f64)> = Vec::new();
     for r in &m.requests {
-        if let (Some(s), Some(e), Some(t)) = (r.acc.http_req.or(r.acc.iter0_start), r.acc.iter0_end, r.acc.recv_tokens) {
+        if let (Some(s), Some(e), Some(t)) = (r.acc.http_req().or(r.acc.iter0_start()), r.acc.iter0_end(), r.acc.recv_tokens) {
             if e > s {
                 pre.push((e, t.v / ((e - s) as f64 / 1e9)));
             }

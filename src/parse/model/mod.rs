@@ -9,6 +9,7 @@ pub mod fast_attrs;
 pub mod forward;
 pub mod kv;
 pub mod names;
+pub mod ns;
 pub mod partial;
 pub mod process;
 pub mod request;

@@ -1,34 +1,37 @@
 //! Per-request accumulation. Every field is mergeable (min, max, sum, earliest-by-time), so the
 //! processes can be read in parallel and in any order, and engine ids merged into API ids later.
+//! Times are [`Ns`] (an optional time in 8 bytes): the accumulators are most of the model.
+
+use super::ns::{self, Ns};
 
 /// A value with the time it was seen; merging keeps the earliest.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct First<T> {
     /// When (epoch ns).
-    pub ts: i64,
+    pub ts: Ns,
     /// What.
     pub v: T,
 }
 
 fn first<T: Copy>(a: Option<First<T>>, b: Option<First<T>>) -> Option<First<T>> {
     match (a, b) {
-        (Some(x), Some(y)) => Some(if y.ts < x.ts { y } else { x }),
+        (Some(x), Some(y)) => Some(if y.ts.get() < x.ts.get() { y } else { x }),
         (x, None) => x,
         (None, y) => y,
     }
 }
 
-fn min(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+fn min(a: Option<Ns>, b: Option<Ns>) -> Option<Ns> {
     match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
+        (Some(x), Some(y)) => Some(if y.get() < x.get() { y } else { x }),
         (x, None) => x,
         (None, y) => y,
     }
 }
 
-fn max(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+fn max(a: Option<Ns>, b: Option<Ns>) -> Option<Ns> {
     match (a, b) {
-        (Some(x), Some(y)) => Some(x.max(y)),
+        (Some(x), Some(y)) => Some(if y.get() > x.get() { y } else { x }),
         (x, None) => x,
         (None, y) => y,
     }
@@ -38,15 +41,13 @@ fn max(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 #[derive(Clone, Debug, Default)]
 pub struct ReqAcc {
     /// Earliest time the id was seen in any record.
-    pub first_seen: Option<i64>,
+    pub first_seen: Option<Ns>,
     /// Start of the first `httpReq`.
-    pub http_req: Option<i64>,
-    /// An `httpRes` was seen.
-    pub http_res: bool,
+    pub http_req: Option<Ns>,
     /// Latest end of `httpRes`/`DecodeEnd`/`sendResponse`/`outputSync`.
-    pub end: Option<i64>,
+    pub end: Option<Ns>,
     /// Latest end of `httpRes` alone (service throughput).
-    pub http_res_end: Option<i64>,
+    pub http_res_end: Option<Ns>,
     /// First non-null `recvTokenSize=`.
     pub recv_tokens: Option<First<f64>>,
     /// First non-null `replyTokenSize=`.
@@ -54,13 +55,13 @@ pub struct ReqAcc {
     /// Number of `outputSync` records.
     pub output_syncs: u64,
     /// First `Enqueue` into `WAITING`.
-    pub enqueue_waiting: Option<i64>,
+    pub enqueue_waiting: Option<Ns>,
     /// First `Dequeue` out of `WAITING`.
-    pub dequeue_waiting: Option<i64>,
+    pub dequeue_waiting: Option<Ns>,
     /// TTFT set: latest end of iter-0 schedule/execute rows.
-    pub iter0_end: Option<i64>,
+    pub iter0_end: Option<Ns>,
     /// TTFT set: earliest start of iter-0 schedule/execute rows.
-    pub iter0_start: Option<i64>,
+    pub iter0_start: Option<Ns>,
     /// TTFT set: the first `detokenize` (start, end).
     pub first_detok: Option<First<i64>>,
     /// TTFT set: the first `sendResponse` (start, end).
@@ -71,6 +72,8 @@ pub struct ReqAcc {
     pub exec_ns: i64,
     /// Per iteration: end of the execute row (or the schedule row when none), for TPOT.
     pub iter_ends: Vec<IterEnd>,
+    /// An `httpRes` was seen.
+    pub http_res: bool,
 }
 
 /// The end of one iteration of a request.
@@ -87,7 +90,37 @@ pub struct IterEnd {
 impl ReqAcc {
     /// Note that the id appeared at `ts`.
     pub fn seen(&mut self, ts: i64) {
-        self.first_seen = min(self.first_seen, Some(ts));
+        self.first_seen = min(self.first_seen, Some(Ns::new(ts)));
+    }
+
+    /// [`first_seen`](Self::first_seen), ns.
+    pub fn first_seen(&self) -> Option<i64> {
+        ns::get(self.first_seen)
+    }
+
+    /// [`http_req`](Self::http_req), ns.
+    pub fn http_req(&self) -> Option<i64> {
+        ns::get(self.http_req)
+    }
+
+    /// [`end`](Self::end), ns.
+    pub fn end(&self) -> Option<i64> {
+        ns::get(self.end)
+    }
+
+    /// [`http_res_end`](Self::http_res_end), ns.
+    pub fn http_res_end(&self) -> Option<i64> {
+        ns::get(self.http_res_end)
+    }
+
+    /// [`iter0_start`](Self::iter0_start), ns.
+    pub fn iter0_start(&self) -> Option<i64> {
+        ns::get(self.iter0_start)
+    }
+
+    /// [`iter0_end`](Self::iter0_end), ns.
+    pub fn iter0_end(&self) -> Option<i64> {
+        ns::get(self.iter0_end)
     }
 
     /// Merge another accumulator (of the same or a mapped id) into this one.
@@ -113,41 +146,41 @@ impl ReqAcc {
 
     /// Earliest-by-time setters used by the collector.
     pub fn set_first_f(slot: &mut Option<First<f64>>, ts: i64, v: f64) {
-        *slot = first(*slot, Some(First { ts, v }));
+        *slot = first(*slot, Some(First { ts: Ns::new(ts), v }));
     }
 
     /// As [`set_first_f`](Self::set_first_f), for an end time.
     pub fn set_first_i(slot: &mut Option<First<i64>>, ts: i64, v: i64) {
-        *slot = first(*slot, Some(First { ts, v }));
+        *slot = first(*slot, Some(First { ts: Ns::new(ts), v }));
     }
 
     /// Min into a slot.
-    pub fn set_min(slot: &mut Option<i64>, v: i64) {
-        *slot = min(*slot, Some(v));
+    pub fn set_min(slot: &mut Option<Ns>, v: i64) {
+        *slot = min(*slot, Some(Ns::new(v)));
     }
 
     /// Max into a slot.
-    pub fn set_max(slot: &mut Option<i64>, v: i64) {
-        *slot = max(*slot, Some(v));
+    pub fn set_max(slot: &mut Option<Ns>, v: i64) {
+        *slot = max(*slot, Some(Ns::new(v)));
     }
 
     /// Time to first token, ns: max(end) − min(start) over {httpReq, iter-0 rows, first
     /// detokenize, first sendResponse}, kept only when the set has more than `httpReq` and
     /// `httpReq` is its earliest member.
     pub fn ttft_ns(&self) -> Option<i64> {
-        let start = self.http_req?;
+        let start = self.http_req()?;
         let mut others_start = Vec::new();
         let mut end = start;
-        if let (Some(s), Some(e)) = (self.iter0_start, self.iter0_end) {
+        if let (Some(s), Some(e)) = (self.iter0_start(), self.iter0_end()) {
             others_start.push(s);
             end = end.max(e);
         }
         if let Some(d) = self.first_detok {
-            others_start.push(d.ts);
+            others_start.push(d.ts.get());
             end = end.max(d.v);
         }
         if let Some(d) = self.first_send {
-            others_start.push(d.ts);
+            others_start.push(d.ts.get());
             end = end.max(d.v);
         }
         if others_start.is_empty() || others_start.iter().any(|&s| s < start) {
@@ -158,7 +191,7 @@ impl ReqAcc {
 
     /// Queue wait, ns: first `Dequeue` out of `WAITING` − first `Enqueue` into `WAITING`.
     pub fn queue_wait_ns(&self) -> Option<i64> {
-        match (self.enqueue_waiting, self.dequeue_waiting) {
+        match (ns::get(self.enqueue_waiting), ns::get(self.dequeue_waiting)) {
             (Some(a), Some(b)) if b >= a => Some(b - a),
             _ => None,
         }
@@ -166,7 +199,7 @@ impl ReqAcc {
 
     /// Request execution time, ns: last end − first `httpReq`.
     pub fn execution_ns(&self) -> Option<i64> {
-        Some(self.end? - self.http_req?).filter(|d| *d >= 0)
+        Some(self.end()? - self.http_req()?).filter(|d| *d >= 0)
     }
 
     /// `reply_token_size`: the count of `outputSync` rows when there are any, else
