@@ -68,7 +68,7 @@ pub struct Model {
 impl Model {
     /// Build from the merged partial.
     pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial) -> Model {
-        let map = RidMap::build(p.api_ids.iter(), &p.links, p.requests.keys().chain(p.flows.keys()));
+        let map = RidMap::build(p.requests.iter().filter(|(_, a)| a.api).map(|(k, _)| k), &p.links, p.requests.keys().chain(p.flows.keys()));
         // Fold mapped ids into their API id in place (no second map of every request).
         let mut merged = p.requests;
         let mut moved: Vec<String> = merged.keys().filter(|k| map.resolve(k) != k.as_str()).cloned().collect();

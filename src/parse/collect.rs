@@ -187,8 +187,8 @@ impl<'a> Collector<'a> {
         match ev.name {
             "httpReq" | "tokenize" => {
                 for r in ev.rids.entries.iter() {
-                    self.part.api_ids.insert(r.rid.clone());
                     let a = self.req(&r.rid, s);
+                    a.api = true;
                     if ev.name == "httpReq" {
                         ReqAcc::set_min(&mut a.http_req, s);
                     }
@@ -264,7 +264,7 @@ impl<'a> Collector<'a> {
                         }
                         if iter_row {
                             if let Some(i) = r.iter {
-                                a.push_iter_end(IterEnd { iter: i, end: e, exec });
+                                a.push_iter_end(IterEnd::new(i, e, exec));
                                 if i == 0 {
                                     ReqAcc::set_min(&mut a.iter0_start, s);
                                     ReqAcc::set_max(&mut a.iter0_end, e);

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::batch::BatchRow;
 use super::forward::FwdRow;
@@ -52,8 +52,6 @@ pub struct Partial {
     /// Requests by raw id (boxed: the table's empty slots stay small, and merging and
     /// rehashing move a pointer instead of the accumulator).
     pub requests: hashbrown::HashMap<String, Box<ReqAcc>, rustc_hash::FxBuildHasher>,
-    /// Ids seen on `httpReq`/`tokenize` (API-side ids).
-    pub api_ids: FxHashSet<String>,
     /// Link records (from, to).
     pub links: Vec<(String, String)>,
     /// Batch rows.
@@ -99,7 +97,6 @@ impl Partial {
                 }
             }
         }
-        self.api_ids.extend(o.api_ids);
         self.links.extend(o.links);
         self.batches.extend(o.batches);
         self.kv.extend(o.kv);

@@ -74,17 +74,35 @@ pub struct ReqAcc {
     pub iter_ends: Vec<IterEnd>,
     /// An `httpRes` was seen.
     pub http_res: bool,
+    /// The id was seen on `httpReq`/`tokenize` (an API-side id).
+    pub api: bool,
 }
 
-/// The end of one iteration of a request.
+/// The end of one iteration of a request, in 16 bytes (a request keeps one per iteration).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct IterEnd {
-    /// `iter`.
-    pub iter: i64,
+    /// `iter` · 2 + 1 when from an execute row.
+    key: i64,
     /// End, epoch ns.
     pub end: i64,
-    /// From an execute row (`modelExec`); schedule rows are only a fallback.
-    pub exec: bool,
+}
+
+impl IterEnd {
+    /// Iteration `iter` (kept within ±2⁶², far beyond any real count) ended at `end`; `exec`:
+    /// the end is an execute row's (`modelExec`), schedule rows are only a fallback.
+    pub fn new(iter: i64, end: i64, exec: bool) -> IterEnd {
+        IterEnd { key: iter.clamp(-(1 << 62), (1 << 62) - 1) * 2 + exec as i64, end }
+    }
+
+    /// `iter`.
+    pub fn iter(&self) -> i64 {
+        self.key >> 1
+    }
+
+    /// From an execute row.
+    pub fn exec(&self) -> bool {
+        self.key & 1 == 1
+    }
 }
 
 impl ReqAcc {
@@ -128,6 +146,7 @@ impl ReqAcc {
         self.first_seen = min(self.first_seen, o.first_seen);
         self.http_req = min(self.http_req, o.http_req);
         self.http_res |= o.http_res;
+        self.api |= o.api;
         self.end = max(self.end, o.end);
         self.http_res_end = max(self.http_res_end, o.http_res_end);
         self.recv_tokens = first(self.recv_tokens, o.recv_tokens);
@@ -219,8 +238,8 @@ impl ReqAcc {
     /// [`tpot_samples`]: Self::tpot_samples
     pub fn push_iter_end(&mut self, x: IterEnd) {
         match self.iter_ends.last_mut() {
-            Some(l) if l.iter == x.iter => {
-                if (x.exec && !l.exec) || (x.exec == l.exec && x.end > l.end) {
+            Some(l) if l.iter() == x.iter() => {
+                if (x.exec() && !l.exec()) || (x.exec() == l.exec() && x.end > l.end) {
                     *l = x;
                 }
             }
@@ -231,7 +250,7 @@ impl ReqAcc {
     /// Inter-token latencies, ns: differences of consecutive iteration ends, one end per
     /// iteration (execute rows win over schedule rows; among equals the latest end).
     pub fn tpot_samples(&self) -> Vec<i64> {
-        let mut v: Vec<(i64, bool, i64)> = self.iter_ends.iter().map(|e| (e.iter, e.exec, e.end)).collect();
+        let mut v: Vec<(i64, bool, i64)> = self.iter_ends.iter().map(|e| (e.iter(), e.exec(), e.end)).collect();
         v.sort_unstable();
         // The last entry of each iteration's run is its largest (exec, end): the one kept.
         let ends: Vec<i64> = v.iter().enumerate().filter(|(k, x)| v.get(k + 1).map_or(true, |n| n.0 != x.0)).map(|(_, x)| x.2).collect();
@@ -242,6 +261,15 @@ impl ReqAcc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iter_end_packs_iter_and_exec() {
+        assert_eq!(std::mem::size_of::<IterEnd>(), 16);
+        for (i, x) in [(0, false), (0, true), (7, true), (-3, false), (-3, true), (1 << 40, true)] {
+            let e = IterEnd::new(i, 5, x);
+            assert_eq!((e.iter(), e.exec(), e.end), (i, x, 5));
+        }
+    }
 
     /// The sort-based TPOT equals the per-iteration "best entry" rule applied in any order.
     #[test]
@@ -254,13 +282,13 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                a.iter_ends.push(IterEnd { iter: (x % 9) as i64, end: ((x >> 8) % 50) as i64, exec: (x >> 20) & 1 == 1 });
+                a.iter_ends.push(IterEnd::new((x % 9) as i64, ((x >> 8) % 50) as i64, (x >> 20) & 1 == 1));
             }
             let mut by_iter: std::collections::BTreeMap<i64, (bool, i64)> = Default::default();
             for e in &a.iter_ends {
-                let slot = by_iter.entry(e.iter).or_insert((e.exec, e.end));
-                if (e.exec && !slot.0) || (e.exec == slot.0 && e.end > slot.1) {
-                    *slot = (e.exec, e.end);
+                let slot = by_iter.entry(e.iter()).or_insert((e.exec(), e.end));
+                if (e.exec() && !slot.0) || (e.exec() == slot.0 && e.end > slot.1) {
+                    *slot = (e.exec(), e.end);
                 }
             }
             let ends: Vec<i64> = by_iter.values().map(|v| v.1).collect();
