@@ -25,7 +25,7 @@ pub fn layout(m: &Model) -> Layout {
         kv: m
             .batches
             .iter()
-            .any(|b| b.kv.is_some_and(|k| k.total != 0.0 || k.used != 0.0 || k.free != 0.0 || k.allocated != 0.0 || k.freed != 0.0 || k.rate != 0.0)),
+            .any(|b| b.kv_cols(&m.kv).is_some_and(|k| k.total != 0.0 || k.used != 0.0 || k.free != 0.0 || k.allocated != 0.0 || k.freed != 0.0 || k.rate != 0.0)),
         spec: m.batches.iter().any(|b| b.name == "specDecoding"),
         device: m.device.has_activity(),
     }
@@ -93,7 +93,7 @@ pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowS
     c.cell(&p.prof_id);
     c.cell_raw(|o| float_into(o, b.batch_size()));
     if l.kv {
-        let k = if b.name == "specDecoding" { Default::default() } else { b.kv.unwrap_or_default() };
+        let k = if b.name == "specDecoding" { Default::default() } else { b.kv_cols(&m.kv).unwrap_or_default() };
         for x in [k.total, k.used, k.free, k.allocated, k.freed, k.rate] {
             c.cell_raw(|o| num_into(o, x));
         }

@@ -217,7 +217,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         let mut batch_id: i64 = -1;
         for b in &m.batches {
             let p = &m.procs[b.proc];
-            let k = if b.name == "specDecoding" { Default::default() } else { b.kv.unwrap_or_default() };
+            let k = if b.name == "specDecoding" { Default::default() } else { b.kv_cols(&m.kv).unwrap_or_default() };
             let (ratio, per) = if b.name == "specDecoding" { b.spec_ratios() } else { (None, None) };
             let entries = crate::parse::model::spill::entries_of(&m.spill, b);
             let mut res_list = String::with_capacity(16 + entries.len() * 48);

@@ -9,7 +9,7 @@ use crate::parse::model::stats::summary;
 /// Statistic columns.
 pub const STAT_COLUMNS: [&str; 7] = ["Metric", "Average", "Max", "Min", "P50", "P90", "P99"];
 
-fn stat_row(name: &str, v: &[f64]) -> Vec<String> {
+fn stat_row(name: &str, v: Vec<f64>) -> Vec<String> {
     let s = summary(v);
     let mut r = vec![name.to_string()];
     r.extend(s.iter().map(|x| format!("{:.4}", (x * 1e4).round() / 1e4)));
@@ -76,7 +76,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<Vec<&'static str>> {
     if m.requests.iter().any(|r| r.valid()) {
         let mut c = Csv::create(&dir.join("request_summary.csv"), &STAT_COLUMNS)?;
         for (n, v) in request_rows(m) {
-            c.row(&stat_row(n, &v))?;
+            c.row(&stat_row(n, v))?;
         }
         c.finish()?;
         out.push("request_summary.csv");
@@ -90,7 +90,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<Vec<&'static str>> {
     if m.batches.iter().any(|b| b.name == m.sched_name) {
         let mut c = Csv::create(&dir.join("batch_summary.csv"), &STAT_COLUMNS)?;
         for (n, v) in batch_rows(m) {
-            c.row(&stat_row(n, &v))?;
+            c.row(&stat_row(n, v))?;
         }
         c.finish()?;
         out.push("batch_summary.csv");

@@ -62,8 +62,9 @@ pub struct BatchRow {
     pub rid_key: u64,
     /// `batch_type` (attribute, else from `iter`s); `Prefill,Decode` normalised to `Prefill, Decode`.
     pub batch_type: Cow<'static, str>,
-    /// KV columns (schedule rows only).
-    pub kv: Option<KvCols>,
+    /// The KV row whose columns this row shows (schedule rows only): its index in the model's
+    /// time-sorted KV rows (read the columns with [`BatchRow::kv_cols`]).
+    pub kv: Option<u32>,
     /// `spec_decode_accepted_by_req` of a `modelRunnerExec` row.
     pub accepted_by_req: Option<Box<Map<String, J>>>,
     /// Prefill / decode request counts.
@@ -164,6 +165,11 @@ impl BatchRow {
         self.pd_tokens = (pt, dt);
     }
 
+    /// The KV columns, from `kv` (the model's KV rows, which [`finish`] was given).
+    pub fn kv_cols(&self, kv: &[KvRow]) -> Option<KvCols> {
+        self.kv.and_then(|i| kv.get(i as usize)).map(KvRow::cols)
+    }
+
     /// `batch_size`: the number of requests.
     pub fn batch_size(&self) -> f64 {
         self.size as f64
@@ -226,16 +232,16 @@ pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static
     rows.retain(|r| r.name == sched || EXEC_NAMES.contains(&r.name));
     rows.sort_by(|a, b| (a.start, a.end, a.proc).cmp(&(b.start, b.end, b.proc)));
     // KV status rows by process.
-    let mut by_proc: BTreeMap<usize, Vec<&KvRow>> = BTreeMap::new();
-    for k in kv.iter().filter(|k| &*k.name == "KVCacheStatus") {
-        by_proc.entry(k.proc).or_default().push(k);
+    let mut by_proc: BTreeMap<usize, Vec<(u32, &KvRow)>> = BTreeMap::new();
+    for (i, k) in kv.iter().enumerate().filter(|(_, k)| &*k.name == "KVCacheStatus") {
+        by_proc.entry(k.proc).or_default().push((i as u32, k));
     }
     for r in rows.iter_mut().filter(|r| r.name == sched) {
         let Some(ks) = by_proc.get(&r.proc) else { continue };
-        let i = ks.partition_point(|k| k.ts < r.start);
+        let i = ks.partition_point(|k| k.1.ts < r.start);
         let k = ks.get(i).or_else(|| i.checked_sub(1).and_then(|j| ks.get(j)));
         if let Some(k) = k {
-            r.kv = Some(k.cols());
+            r.kv = Some(k.0);
         }
     }
     // Spec decoding: P/D sizes from the latest modelExec ending at or before, accepted counts
