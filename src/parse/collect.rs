@@ -199,20 +199,22 @@ impl<'a> Collector<'a> {
                 let reply = ev.num("replyTokenSize=");
                 for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
-                    ReqAcc::set_max(&mut a.end, e);
+                    let http_res = ev.name == "httpRes";
+                    a.http_res |= http_res;
+                    let o = a.out_mut();
+                    ReqAcc::set_max(&mut o.end, e);
                     match ev.name {
                         "httpRes" => {
-                            a.http_res = true;
-                            ReqAcc::set_max(&mut a.http_res_end, e);
+                            ReqAcc::set_max(&mut o.http_res_end, e);
                             if let Some(v) = recv {
-                                ReqAcc::set_first_f(&mut a.recv_tokens, s, v);
+                                ReqAcc::set_first_f(&mut o.recv_tokens, s, v);
                             }
                             if let Some(v) = reply {
-                                ReqAcc::set_first_f(&mut a.reply_tokens, s, v);
+                                ReqAcc::set_first_f(&mut o.reply_tokens, s, v);
                             }
                         }
-                        "sendResponse" => ReqAcc::set_first_i(&mut a.first_send, s, e),
-                        "outputSync" => a.output_syncs += 1,
+                        "sendResponse" => ReqAcc::set_first_i(&mut o.first_send, s, e),
+                        "outputSync" => o.output_syncs += 1,
                         _ => {}
                     }
                 }
@@ -220,7 +222,7 @@ impl<'a> Collector<'a> {
             "detokenize" | "decode" => {
                 for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
-                    ReqAcc::set_first_i(&mut a.first_detok, s, e);
+                    ReqAcc::set_first_i(&mut a.out_mut().first_detok, s, e);
                 }
             }
             "Enqueue" | "Dequeue" => {
@@ -233,11 +235,8 @@ impl<'a> Collector<'a> {
                 for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
                     if waiting {
-                        if enq {
-                            ReqAcc::set_min(&mut a.enqueue_waiting, s);
-                        } else {
-                            ReqAcc::set_min(&mut a.dequeue_waiting, s);
-                        }
+                        let g = a.sched_mut();
+                        ReqAcc::set_min(if enq { &mut g.enqueue_waiting } else { &mut g.dequeue_waiting }, s);
                     }
                 }
             }
@@ -245,7 +244,7 @@ impl<'a> Collector<'a> {
                 if let Some(h) = ev.num("hitCache") {
                     for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
-                        ReqAcc::set_first_f(&mut a.cache_hit, s, h);
+                        ReqAcc::set_first_f(&mut a.sched_mut().cache_hit, s, h);
                     }
                 }
             }
@@ -260,15 +259,14 @@ impl<'a> Collector<'a> {
                     for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
                         if exec {
-                            a.exec_ns += e - s;
+                            a.sched_mut().exec_ns += e - s;
                         }
-                        if iter_row {
-                            if let Some(i) = r.iter {
-                                a.push_iter_end(IterEnd::new(i, e, exec));
-                                if i == 0 {
-                                    ReqAcc::set_min(&mut a.iter0_start, s);
-                                    ReqAcc::set_max(&mut a.iter0_end, e);
-                                }
+                        if let (true, Some(i)) = (iter_row, r.iter) {
+                            let g = a.sched_mut();
+                            g.push_iter_end(IterEnd::new(i, e, exec));
+                            if i == 0 {
+                                ReqAcc::set_min(&mut g.iter0_start, s);
+                                ReqAcc::set_max(&mut g.iter0_end, e);
                             }
                         }
                     }

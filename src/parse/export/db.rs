@@ -367,12 +367,12 @@ fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
     let mut pre: Vec<(i64, f64)> = Vec::new();
     let mut dec: Vec<(i64, f64)> = Vec::new();
     for r in &m.requests {
-        if let (Some(s), Some(e), Some(t)) = (r.acc.http_req().or(r.acc.iter0_start()), r.acc.iter0_end(), r.acc.recv_tokens) {
+        if let (Some(s), Some(e), Some(t)) = (r.acc.http_req().or(r.acc.iter0_start()), r.acc.iter0_end(), r.acc.recv_tokens()) {
             if e > s {
                 pre.push((e, t.v / ((e - s) as f64 / 1e9)));
             }
         }
-        let mut ends: Vec<i64> = r.acc.iter_ends.iter().filter(|x| x.exec()).map(|x| x.end).collect();
+        let mut ends: Vec<i64> = r.acc.iter_ends().iter().filter(|x| x.exec()).map(|x| x.end).collect();
         ends.sort();
         for w in ends.windows(2) {
             if w[1] > w[0] {

@@ -23,9 +23,9 @@ pub fn request_rows(m: &Model) -> Vec<(&'static str, Vec<f64>)> {
     let ttft: Vec<f64> = valid.iter().filter_map(|r| r.acc.ttft_ns()).map(ms).collect();
     let tpot: Vec<f64> = valid.iter().flat_map(|r| r.acc.tpot_samples()).map(ms).collect();
     let total: Vec<f64> = valid.iter().filter_map(|r| Some(ms(r.acc.http_res_end().or(r.acc.end())? - r.acc.http_req()?))).collect();
-    let exec: Vec<f64> = valid.iter().map(|r| ms(r.acc.exec_ns)).collect();
+    let exec: Vec<f64> = valid.iter().map(|r| ms(r.acc.exec_ns())).collect();
     let wait: Vec<f64> = valid.iter().map(|r| ms(r.acc.queue_wait_ns().unwrap_or(0))).collect();
-    let input: Vec<f64> = valid.iter().map(|r| r.acc.recv_tokens.map(|f| f.v).unwrap_or(0.0)).collect();
+    let input: Vec<f64> = valid.iter().map(|r| r.acc.recv_tokens().map(|f| f.v).unwrap_or(0.0)).collect();
     let gen: Vec<f64> = valid.iter().map(|r| r.acc.reply().unwrap_or(0.0)).collect();
     let mut rows = vec![("first_token_latency (ms)", ttft), ("subsequent_token_latency (ms)", tpot), ("total_time (ms)", total)];
     if exec.iter().any(|&x| x != 0.0) {
@@ -53,7 +53,7 @@ pub fn batch_rows(m: &Model) -> Vec<(&'static str, Vec<f64>)> {
 /// The service-summary rows (metric, value text).
 pub fn service_rows(m: &Model) -> Vec<(&'static str, String)> {
     let valid: Vec<_> = m.requests.iter().filter(|r| r.valid()).collect();
-    let input: f64 = valid.iter().map(|r| r.acc.recv_tokens.map(|f| f.v).unwrap_or(0.0)).sum();
+    let input: f64 = valid.iter().map(|r| r.acc.recv_tokens().map(|f| f.v).unwrap_or(0.0)).sum();
     let gen: f64 = valid.iter().map(|r| r.acc.reply().unwrap_or(0.0)).sum();
     let first = valid.iter().filter_map(|r| r.acc.http_req()).min();
     let last = valid.iter().filter_map(|r| r.acc.http_res_end()).max();
