@@ -77,7 +77,7 @@ impl Model {
             let Some(v) = merged.remove(&k) else { continue };
             let to = map.resolve(&k).to_string();
             match merged.get_mut(&to) {
-                Some(a) => a.merge(&v),
+                Some(a) => a.merge(*v),
                 None => {
                     merged.insert(to, v);
                 }

@@ -372,7 +372,7 @@ fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
                 pre.push((e, t.v / ((e - s) as f64 / 1e9)));
             }
         }
-        let mut ends: Vec<i64> = r.acc.iter_ends().iter().filter(|x| x.exec()).map(|x| x.end).collect();
+        let mut ends: Vec<i64> = r.acc.iter_ends().filter(|x| x.exec()).map(|x| x.end).collect();
         ends.sort();
         for w in ends.windows(2) {
             if w[1] > w[0] {

@@ -7,6 +7,7 @@ pub mod device;
 pub mod event;
 pub mod fast_attrs;
 pub mod forward;
+pub mod iter_ends;
 pub mod kv;
 pub mod names;
 pub mod ns;

@@ -91,7 +91,7 @@ impl Partial {
     pub fn merge(&mut self, o: Partial) {
         for (k, v) in o.requests {
             match self.requests.get_mut(&k) {
-                Some(a) => a.merge(&v),
+                Some(a) => a.merge(*v),
                 None => {
                     self.requests.insert(k, v);
                 }

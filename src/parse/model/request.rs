@@ -2,6 +2,8 @@
 //! processes can be read in parallel and in any order, and engine ids merged into API ids later.
 //! Times are [`Ns`] (an optional time in 8 bytes): the accumulators are most of the model.
 
+pub use super::iter_ends::IterEnd;
+use super::iter_ends::IterEnds;
 use super::ns::{self, Ns};
 
 /// A value with the time it was seen; merging keeps the earliest.
@@ -105,7 +107,7 @@ pub struct SchedAcc {
     /// Σ `modelExec` durations containing the request (ns).
     pub exec_ns: i64,
     /// Per iteration: end of the execute row (or the schedule row when none), for TPOT.
-    pub iter_ends: Vec<IterEnd>,
+    pub iter_ends: IterEnds,
 }
 
 impl SchedAcc {
@@ -116,7 +118,7 @@ impl SchedAcc {
         self.iter0_start = min(self.iter0_start, o.iter0_start);
         self.cache_hit = first(self.cache_hit, o.cache_hit);
         self.exec_ns += o.exec_ns;
-        self.iter_ends.extend_from_slice(&o.iter_ends);
+        self.iter_ends.extend(&o.iter_ends);
     }
 
     /// Note the end of an iteration. The schedule and execute rows of one iteration arrive one
@@ -132,33 +134,6 @@ impl SchedAcc {
             }
             _ => self.iter_ends.push(x),
         }
-    }
-}
-
-/// The end of one iteration of a request, in 16 bytes (a request keeps one per iteration).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct IterEnd {
-    /// `iter` · 2 + 1 when from an execute row.
-    key: i64,
-    /// End, epoch ns.
-    pub end: i64,
-}
-
-impl IterEnd {
-    /// Iteration `iter` (kept within ±2⁶², far beyond any real count) ended at `end`; `exec`:
-    /// the end is an execute row's (`modelExec`), schedule rows are only a fallback.
-    pub fn new(iter: i64, end: i64, exec: bool) -> IterEnd {
-        IterEnd { key: iter.clamp(-(1 << 62), (1 << 62) - 1) * 2 + exec as i64, end }
-    }
-
-    /// `iter`.
-    pub fn iter(&self) -> i64 {
-        self.key >> 1
-    }
-
-    /// From an execute row.
-    pub fn exec(&self) -> bool {
-        self.key & 1 == 1
     }
 }
 
@@ -223,22 +198,25 @@ impl ReqAcc {
         self.sched.as_ref().map_or(0, |s| s.exec_ns)
     }
 
-    /// [`SchedAcc::iter_ends`].
-    pub fn iter_ends(&self) -> &[IterEnd] {
-        self.sched.as_ref().map_or(&[], |s| &s.iter_ends)
+    /// [`SchedAcc::iter_ends`], in order.
+    pub fn iter_ends(&self) -> impl Iterator<Item = IterEnd> + '_ {
+        self.sched.iter().flat_map(|s| s.iter_ends.iter())
     }
 
-    /// Merge another accumulator (of the same or a mapped id) into this one.
-    pub fn merge(&mut self, o: &ReqAcc) {
+    /// Merge another accumulator (of the same or a mapped id) into this one. A group this one
+    /// lacks is moved over, not copied.
+    pub fn merge(&mut self, o: ReqAcc) {
         self.first_seen = min(self.first_seen, o.first_seen);
         self.http_req = min(self.http_req, o.http_req);
         self.http_res |= o.http_res;
         self.api |= o.api;
-        if let Some(x) = &o.out {
-            self.out_mut().merge(x);
+        match (&mut self.out, o.out) {
+            (Some(a), Some(b)) => a.merge(&b),
+            (a, b) => *a = a.take().or(b),
         }
-        if let Some(x) = &o.sched {
-            self.sched_mut().merge(x);
+        match (&mut self.sched, o.sched) {
+            (Some(a), Some(b)) => a.merge(&b),
+            (a, b) => *a = a.take().or(b),
         }
     }
 
@@ -316,7 +294,7 @@ impl ReqAcc {
     /// Inter-token latencies, ns: differences of consecutive iteration ends, one end per
     /// iteration (execute rows win over schedule rows; among equals the latest end).
     pub fn tpot_samples(&self) -> Vec<i64> {
-        let mut v: Vec<(i64, bool, i64)> = self.iter_ends().iter().map(|e| (e.iter(), e.exec(), e.end)).collect();
+        let mut v: Vec<(i64, bool, i64)> = self.iter_ends().map(|e| (e.iter(), e.exec(), e.end)).collect();
         v.sort_unstable();
         // The last entry of each iteration's run is its largest (exec, end): the one kept.
         let ends: Vec<i64> = v.iter().enumerate().filter(|(k, x)| v.get(k + 1).map_or(true, |n| n.0 != x.0)).map(|(_, x)| x.2).collect();
@@ -327,15 +305,6 @@ impl ReqAcc {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iter_end_packs_iter_and_exec() {
-        assert_eq!(std::mem::size_of::<IterEnd>(), 16);
-        for (i, x) in [(0, false), (0, true), (7, true), (-3, false), (-3, true), (1 << 40, true)] {
-            let e = IterEnd::new(i, 5, x);
-            assert_eq!((e.iter(), e.exec(), e.end), (i, x, 5));
-        }
-    }
 
     /// The sort-based TPOT equals the per-iteration "best entry" rule applied in any order.
     #[test]
