@@ -47,8 +47,10 @@ impl IterEnds {
     /// Append `x` without folding.
     pub fn push(&mut self, x: IterEnd) {
         if let Some(l) = self.last.replace(x) {
-            put(&mut self.packed, l.key.wrapping_sub(self.prev.key));
-            put(&mut self.packed, l.end.wrapping_sub(self.prev.end));
+            let mut b = [0u8; 20];
+            let n = put(&mut b, 0, l.key.wrapping_sub(self.prev.key));
+            let n = put(&mut b, n, l.end.wrapping_sub(self.prev.end));
+            self.packed.extend_from_slice(&b[..n]);
             self.prev = l;
         }
     }
@@ -82,13 +84,16 @@ impl IterEnds {
     }
 }
 
-fn put(out: &mut Vec<u8>, v: i64) {
+/// Write `v` zigzag-varint encoded at `out[at..]` (at most 10 bytes); returns the end.
+fn put(out: &mut [u8; 20], mut at: usize, v: i64) -> usize {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
-        out.push(z as u8 | 0x80);
+        out[at] = z as u8 | 0x80;
         z >>= 7;
+        at += 1;
     }
-    out.push(z as u8);
+    out[at] = z as u8;
+    at + 1
 }
 
 fn get(b: &[u8], p: &mut usize) -> i64 {
