@@ -63,7 +63,7 @@ pub struct RowState {
 /// Append one row to `c` (cells written in place: no `String` per cell).
 pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowState) {
     let p = &m.procs[b.proc];
-    c.cell(&b.name);
+    c.cell(b.name);
     let key = (b.spilled, std::sync::Arc::as_ptr(&b.entries), b.dicts);
     if st.res.len() <= b.proc {
         st.res.resize_with(b.proc + 1, || None);
