@@ -22,10 +22,9 @@ pub struct Layout {
 /// Decide the optional columns.
 pub fn layout(m: &Model) -> Layout {
     Layout {
-        kv: m
-            .batches
-            .iter()
-            .any(|b| b.kv_cols(&m.kv).is_some_and(|k| k.total != 0.0 || k.used != 0.0 || k.free != 0.0 || k.allocated != 0.0 || k.freed != 0.0 || k.rate != 0.0)),
+        kv: m.batches.iter().any(|b| {
+            b.kv_cols(&m.kv).is_some_and(|k| k.total != 0.0 || k.used != 0.0 || k.free != 0.0 || k.allocated != 0.0 || k.freed != 0.0 || k.rate != 0.0)
+        }),
         spec: m.batches.iter().any(|b| b.name == "specDecoding"),
         device: m.device.has_activity(),
     }
