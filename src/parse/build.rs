@@ -68,7 +68,7 @@ pub struct Model {
 impl Model {
     /// Build from the merged partial.
     pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial) -> Model {
-        let map = RidMap::build(p.api_ids.iter(), &p.links, p.requests.keys().chain(p.flows.keys()));
+        let map = RidMap::build(p.requests.iter().filter(|(_, a)| a.api).map(|(k, _)| k), &p.links, p.requests.keys().chain(p.flows.keys()));
         // Fold mapped ids into their API id in place (no second map of every request).
         let mut merged = p.requests;
         let mut moved: Vec<String> = merged.keys().filter(|k| map.resolve(k) != k.as_str()).cloned().collect();
@@ -77,7 +77,7 @@ impl Model {
             let Some(v) = merged.remove(&k) else { continue };
             let to = map.resolve(&k).to_string();
             match merged.get_mut(&to) {
-                Some(a) => a.merge(&v),
+                Some(a) => a.merge(*v),
                 None => {
                     merged.insert(to, v);
                 }
@@ -86,8 +86,8 @@ impl Model {
         let mut requests: Vec<RequestRow> = Vec::with_capacity(merged.len());
         requests.extend(merged.into_iter().filter(|(k, _)| is_request_id(k)).map(|(rid, acc)| RequestRow { rid, acc }));
         requests.sort_by(|a, b| {
-            let ka = (a.acc.http_req.is_none(), a.acc.http_req.or(a.acc.first_seen).unwrap_or(i64::MAX), &a.rid);
-            let kb = (b.acc.http_req.is_none(), b.acc.http_req.or(b.acc.first_seen).unwrap_or(i64::MAX), &b.rid);
+            let ka = (a.acc.http_req.is_none(), a.acc.http_req().or(a.acc.first_seen()).unwrap_or(i64::MAX), &a.rid);
+            let kb = (b.acc.http_req.is_none(), b.acc.http_req().or(b.acc.first_seen()).unwrap_or(i64::MAX), &b.rid);
             ka.cmp(&kb)
         });
         let mut kv = p.kv;
@@ -109,8 +109,7 @@ impl Model {
         }
         flows.sort_by(|a, b| (a.1[0].ts, &a.0).cmp(&(b.1[0].ts, &b.0)));
         let fw: Vec<(usize, i64, i64)> = forwards.iter().map(|f| (f.proc, f.start, f.end)).collect();
-        let bt: Vec<Option<(usize, i64, i64)>> =
-            batches.iter().map(|b| batch::EXEC_NAMES.contains(&b.name.as_str()).then_some((b.proc, b.start, b.end))).collect();
+        let bt: Vec<Option<(usize, i64, i64)>> = batches.iter().map(|b| batch::EXEC_NAMES.contains(&b.name).then_some((b.proc, b.start, b.end))).collect();
         let device = DeviceModel::build(p.device, &fw, &bt, |i| procs[i].trace_pid);
         Model {
             procs,

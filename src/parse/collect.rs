@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::parse::export::trace::{is_sliced, Finished, ThreadInfo, TraceOut};
 use crate::parse::model::attrs::AttrCache;
-use crate::parse::model::batch::{is_batch_name, BatchRow};
+use crate::parse::model::batch::{batch_name, BatchRow};
 use crate::parse::model::event::Event;
 use crate::parse::model::forward::FwdRow;
 use crate::parse::model::kv::{is_kv, KvRow};
+use crate::parse::model::names::Names;
 use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
 use crate::parse::model::process::ProcInfo;
 use crate::parse::model::request::{IterEnd, ReqAcc};
@@ -56,6 +57,7 @@ pub struct Collector<'a> {
     spill: Option<SpillWriter>,
     last_ref: Option<SpillRef>,
     empty: std::sync::Arc<Vec<crate::parse::model::rid::RidEntry>>,
+    names: Names,
 }
 
 impl<'a> Collector<'a> {
@@ -74,6 +76,7 @@ impl<'a> Collector<'a> {
             spill: None,
             last_ref: None,
             empty: Default::default(),
+            names: Names::default(),
         }
     }
 
@@ -123,13 +126,14 @@ impl<'a> Collector<'a> {
             }
             return;
         }
-        let batch = ev.kind == Kind::Span && is_batch_name(ev.name);
-        let batch_type = if batch { BatchRow::type_of(&ev) } else { String::new() };
+        let batch_name = if ev.kind == Kind::Span { batch_name(ev.name) } else { None };
+        let batch = batch_name.is_some();
+        let batch_type = if batch { BatchRow::type_of(ev) } else { std::borrow::Cow::Borrowed("") };
         // Trace.
         if let Some(t) = self.trace.as_mut() {
             let mut res = Ok(());
             if is_sliced(ev.domain) {
-                match t.slice(ev, batch.then(|| (ev.rids.entries.len() as f64, batch_type.as_str()))) {
+                match t.slice(ev, batch.then(|| (ev.rids.entries.len() as f64, batch_type.as_ref()))) {
                     Ok(tid) if self.flows => {
                         for e in ev.rids.entries.iter() {
                             let pt = FlowPt { ts: ev.start, pid: self.info.trace_pid, tid };
@@ -154,7 +158,7 @@ impl<'a> Collector<'a> {
                 res = res.and(t.counter(&name, ev.domain, ev.start, &[("Queue Size", size)]));
             }
             if is_kv(ev.domain, ev.name) {
-                let k = KvRow::from_event(ev, proc);
+                let k = KvRow::from_event(ev, proc, self.names.get(ev.name));
                 let dp = self.info.dp_rank.map(|d| format!("-dp{d}")).unwrap_or_default();
                 if let Some(free) = k.device_block() {
                     res = res.and(t.counter(&format!("{}{dp}", ev.domain), ev.domain, ev.start, &[("Device Block", free)]));
@@ -175,7 +179,7 @@ impl<'a> Collector<'a> {
                 }
             }
             if self.spans.contains(ev.name) {
-                self.part.spans.push(SpanRow { name: ev.name.to_string(), proc, start: ev.start, end: ev.end });
+                self.part.spans.push(SpanRow { name: self.names.get(ev.name), proc, start: ev.start, end: ev.end });
             }
         }
         // Model.
@@ -183,8 +187,8 @@ impl<'a> Collector<'a> {
         match ev.name {
             "httpReq" | "tokenize" => {
                 for r in ev.rids.entries.iter() {
-                    self.part.api_ids.insert(r.rid.clone());
                     let a = self.req(&r.rid, s);
+                    a.api = true;
                     if ev.name == "httpReq" {
                         ReqAcc::set_min(&mut a.http_req, s);
                     }
@@ -195,20 +199,22 @@ impl<'a> Collector<'a> {
                 let reply = ev.num("replyTokenSize=");
                 for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
-                    ReqAcc::set_max(&mut a.end, e);
+                    let http_res = ev.name == "httpRes";
+                    a.http_res |= http_res;
+                    let o = a.out_mut();
+                    ReqAcc::set_max(&mut o.end, e);
                     match ev.name {
                         "httpRes" => {
-                            a.http_res = true;
-                            ReqAcc::set_max(&mut a.http_res_end, e);
+                            ReqAcc::set_max(&mut o.http_res_end, e);
                             if let Some(v) = recv {
-                                ReqAcc::set_first_f(&mut a.recv_tokens, s, v);
+                                ReqAcc::set_first_f(&mut o.recv_tokens, s, v);
                             }
                             if let Some(v) = reply {
-                                ReqAcc::set_first_f(&mut a.reply_tokens, s, v);
+                                ReqAcc::set_first_f(&mut o.reply_tokens, s, v);
                             }
                         }
-                        "sendResponse" => ReqAcc::set_first_i(&mut a.first_send, s, e),
-                        "outputSync" => a.output_syncs += 1,
+                        "sendResponse" => ReqAcc::set_first_i(&mut o.first_send, s, e),
+                        "outputSync" => o.output_syncs += 1,
                         _ => {}
                     }
                 }
@@ -216,24 +222,21 @@ impl<'a> Collector<'a> {
             "detokenize" | "decode" => {
                 for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
-                    ReqAcc::set_first_i(&mut a.first_detok, s, e);
+                    ReqAcc::set_first_i(&mut a.out_mut().first_detok, s, e);
                 }
             }
             "Enqueue" | "Dequeue" => {
                 let q = ev.str("scope#QueueName").unwrap_or("");
                 if let Some(size) = ev.num("QueueSize=") {
-                    self.part.queue.push(QueueSample { proc, ts: s, queue: q.to_string(), size });
+                    self.part.queue.push(QueueSample { proc, ts: s, queue: self.names.get(q), size });
                 }
                 let enq = ev.name == "Enqueue";
                 let waiting = q == "WAITING";
                 for r in ev.rids.entries.iter() {
                     let a = self.req(&r.rid, s);
                     if waiting {
-                        if enq {
-                            ReqAcc::set_min(&mut a.enqueue_waiting, s);
-                        } else {
-                            ReqAcc::set_min(&mut a.dequeue_waiting, s);
-                        }
+                        let g = a.sched_mut();
+                        ReqAcc::set_min(if enq { &mut g.enqueue_waiting } else { &mut g.dequeue_waiting }, s);
                     }
                 }
             }
@@ -241,37 +244,37 @@ impl<'a> Collector<'a> {
                 if let Some(h) = ev.num("hitCache") {
                     for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
-                        ReqAcc::set_first_f(&mut a.cache_hit, s, h);
+                        ReqAcc::set_first_f(&mut a.sched_mut().cache_hit, s, h);
                     }
                 }
             }
             "forward" if ev.kind == Kind::Span => self.part.forwards.push(FwdRow::from_event(ev, proc)),
             _ => {
                 if is_kv(ev.domain, ev.name) {
-                    self.part.kv.push(KvRow::from_event(ev, proc));
+                    let name = self.names.get(ev.name);
+                    self.part.kv.push(KvRow::from_event(ev, proc, name));
                 } else if ev.domain != "KVCache" && ev.domain != "PullKVCache" {
                     let exec = ev.name == "modelExec";
                     let iter_row = batch && (exec || crate::parse::model::batch::SCHEDULE_NAMES.contains(&ev.name));
                     for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
                         if exec {
-                            a.exec_ns += e - s;
+                            a.sched_mut().exec_ns += e - s;
                         }
-                        if iter_row {
-                            if let Some(i) = r.iter {
-                                a.push_iter_end(IterEnd { iter: i, end: e, exec });
-                                if i == 0 {
-                                    ReqAcc::set_min(&mut a.iter0_start, s);
-                                    ReqAcc::set_max(&mut a.iter0_end, e);
-                                }
+                        if let (true, Some(i)) = (iter_row, r.iter) {
+                            let g = a.sched_mut();
+                            g.push_iter_end(IterEnd::new(i, e, exec));
+                            if i == 0 {
+                                ReqAcc::set_min(&mut g.iter0_start, s);
+                                ReqAcc::set_max(&mut g.iter0_end, e);
                             }
                         }
                     }
                 }
             }
         }
-        if batch {
-            let mut row = BatchRow::from_event(&mut owned, proc, batch_type, self.last_entries.as_ref());
+        if let Some(name) = batch_name {
+            let mut row = BatchRow::from_event(&mut owned, name, proc, batch_type, self.last_entries.as_ref());
             let same = self.last_entries.as_ref().is_some_and(|l| std::sync::Arc::ptr_eq(l, &row.entries));
             self.last_entries = Some(row.entries.clone());
             let mut spilled = None;

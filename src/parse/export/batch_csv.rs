@@ -22,10 +22,9 @@ pub struct Layout {
 /// Decide the optional columns.
 pub fn layout(m: &Model) -> Layout {
     Layout {
-        kv: m
-            .batches
-            .iter()
-            .any(|b| b.kv.is_some_and(|k| k.total != 0.0 || k.used != 0.0 || k.free != 0.0 || k.allocated != 0.0 || k.freed != 0.0 || k.rate != 0.0)),
+        kv: m.batches.iter().any(|b| {
+            b.kv_cols(&m.kv).is_some_and(|k| k.total != 0.0 || k.used != 0.0 || k.free != 0.0 || k.allocated != 0.0 || k.freed != 0.0 || k.rate != 0.0)
+        }),
         spec: m.batches.iter().any(|b| b.name == "specDecoding"),
         device: m.device.has_activity(),
     }
@@ -63,7 +62,7 @@ pub struct RowState {
 /// Append one row to `c` (cells written in place: no `String` per cell).
 pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowState) {
     let p = &m.procs[b.proc];
-    c.cell(&b.name);
+    c.cell(b.name);
     let key = (b.spilled, std::sync::Arc::as_ptr(&b.entries), b.dicts);
     if st.res.len() <= b.proc {
         st.res.resize_with(b.proc + 1, || None);
@@ -93,7 +92,7 @@ pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowS
     c.cell(&p.prof_id);
     c.cell_raw(|o| float_into(o, b.batch_size()));
     if l.kv {
-        let k = if b.name == "specDecoding" { Default::default() } else { b.kv.unwrap_or_default() };
+        let k = if b.name == "specDecoding" { Default::default() } else { b.kv_cols(&m.kv).unwrap_or_default() };
         for x in [k.total, k.used, k.free, k.allocated, k.freed, k.rate] {
             c.cell_raw(|o| num_into(o, x));
         }
@@ -130,7 +129,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     for (i, b) in m.batches.iter().enumerate() {
         write_row(&mut c, m, b, &l, &mut st);
         if l.device {
-            for cell in super::device_cols::cells(m.device.batch[i]) {
+            for cell in super::device_cols::cells(m.device.batch_time(i)) {
                 c.cell(&cell);
             }
         }

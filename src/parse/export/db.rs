@@ -217,7 +217,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         let mut batch_id: i64 = -1;
         for b in &m.batches {
             let p = &m.procs[b.proc];
-            let k = if b.name == "specDecoding" { Default::default() } else { b.kv.unwrap_or_default() };
+            let k = if b.name == "specDecoding" { Default::default() } else { b.kv_cols(&m.kv).unwrap_or_default() };
             let (ratio, per) = if b.name == "specDecoding" { b.spec_ratios() } else { (None, None) };
             let entries = crate::parse::model::spill::entries_of(&m.spill, b);
             let mut res_list = String::with_capacity(16 + entries.len() * 48);
@@ -228,7 +228,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
                 time::datetime(b.start, p.offset_s),
                 time::datetime(b.end, p.offset_s),
                 b.dur() as f64 / 1e6,
-                b.batch_type,
+                b.batch_type.as_ref(),
                 p.prof_id,
                 b.batch_size(),
                 k.total,
@@ -286,7 +286,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         for k in &m.kv {
             let p = &m.procs[k.proc];
             ins.execute(params![
-                k.name,
+                &*k.name,
                 time::datetime(k.ts, p.offset_s),
                 k.total,
                 k.used,
@@ -340,7 +340,7 @@ fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
     )?;
     let sorted = |v: &mut Vec<f64>| v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     // TTFT in 100 ms windows of the request start.
-    let mut ttft: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.http_req?, r.acc.ttft_ns()? as f64 / 1e6))).collect();
+    let mut ttft: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.http_req()?, r.acc.ttft_ns()? as f64 / 1e6))).collect();
     ttft.sort_by(|a, b| a.0.cmp(&b.0));
     let mut all: Vec<f64> = ttft.iter().map(|x| x.1).collect();
     sorted(&mut all);
@@ -360,19 +360,19 @@ fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         }
     }
     // Cumulative request latency by completion time, at most ~100 points.
-    let mut lat: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.end?, r.acc.execution_ns()? as f64 / 1e6))).collect();
+    let mut lat: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.end()?, r.acc.execution_ns()? as f64 / 1e6))).collect();
     lat.sort_by(|a, b| a.0.cmp(&b.0));
     cumulative(c, "req_latency", &lat, &dt)?;
     // Generation speeds: prefill = prefill tokens / iter-0 time; decode = 1 token / inter-token gap.
     let mut pre: Vec<(i64, f64)> = Vec::new();
     let mut dec: Vec<(i64, f64)> = Vec::new();
     for r in &m.requests {
-        if let (Some(s), Some(e), Some(t)) = (r.acc.http_req.or(r.acc.iter0_start), r.acc.iter0_end, r.acc.recv_tokens) {
+        if let (Some(s), Some(e), Some(t)) = (r.acc.http_req().or(r.acc.iter0_start()), r.acc.iter0_end(), r.acc.recv_tokens()) {
             if e > s {
                 pre.push((e, t.v / ((e - s) as f64 / 1e9)));
             }
         }
-        let mut ends: Vec<i64> = r.acc.iter_ends.iter().filter(|x| x.exec).map(|x| x.end).collect();
+        let mut ends: Vec<i64> = r.acc.iter_ends().filter(|x| x.exec()).map(|x| x.end).collect();
         ends.sort();
         for w in ends.windows(2) {
             if w[1] > w[0] {

@@ -36,7 +36,7 @@ pub fn cells(m: &Model, f: &FwdRow) -> [String; 14] {
         ms3(f.end - f.start),
         f.bubble.map(ms2).unwrap_or_default(),
         f.batch_size.map(float).unwrap_or_default(),
-        f.batch_type.clone().unwrap_or_default(),
+        f.batch_type.as_deref().unwrap_or_default().to_string(),
         f.iter.to_string(),
         f.dp_rank.clone().or_else(|| p.dp_rank.map(|d| d.to_string())).unwrap_or_default(),
         p.prof_id.clone(),
@@ -96,7 +96,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     for (i, f) in m.forwards.iter().enumerate() {
         if dev {
             let mut r = cells(m, f).to_vec();
-            r.extend(super::device_cols::cells(m.device.forward[i]));
+            r.extend(super::device_cols::cells(m.device.forward_time(i)));
             c.row(&r)?;
         } else {
             row(&mut c, m, f, &mut df);

@@ -12,7 +12,7 @@ pub const COLUMNS: [&str; 8] = ["name", "start_time", "total_blocks", "used_bloc
 
 /// The cells of one row.
 pub fn cells(m: &Model, k: &KvRow) -> [String; 8] {
-    [k.name.clone(), time::datetime(k.ts, m.procs[k.proc].offset_s), opt(k.total), opt(k.used), opt(k.free), opt(k.allocated), opt(k.freed), opt(k.rate)]
+    [k.name.to_string(), time::datetime(k.ts, m.procs[k.proc].offset_s), opt(k.total), opt(k.used), opt(k.free), opt(k.allocated), opt(k.freed), opt(k.rate)]
 }
 
 /// Write `kvcache.csv`. Returns whether it was written.

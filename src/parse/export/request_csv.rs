@@ -28,14 +28,14 @@ pub fn rows(m: &Model) -> impl Iterator<Item = [String; 9]> + '_ {
         let off = m.procs.first().map(|p| p.offset_s).unwrap_or(0);
         [
             r.rid.clone(),
-            a.http_req.map(|t| time::datetime(t, off)).unwrap_or_default(),
-            a.recv_tokens.map(|f| num(f.v)).unwrap_or_default(),
+            a.http_req().map(|t| time::datetime(t, off)).unwrap_or_default(),
+            a.recv_tokens().map(|f| num(f.v)).unwrap_or_default(),
             a.reply().map(num).unwrap_or_default(),
             a.execution_ns().map(ms3).unwrap_or_default(),
             ms3(a.queue_wait_ns().unwrap_or(0)),
             ms3(a.ttft_ns().unwrap_or(0)),
-            a.cache_hit.map(|f| num(f.v)).unwrap_or_else(|| "N/A".into()),
-            a.http_req.map(|t| t.div_euclid(1_000_000).to_string()).unwrap_or_default(),
+            a.cache_hit().map(|f| num(f.v)).unwrap_or_else(|| "N/A".into()),
+            a.http_req().map(|t| t.div_euclid(1_000_000).to_string()).unwrap_or_default(),
         ]
     })
 }
@@ -44,7 +44,7 @@ pub fn rows(m: &Model) -> impl Iterator<Item = [String; 9]> + '_ {
 pub fn has_content(m: &Model) -> bool {
     m.requests
         .iter()
-        .any(|r| r.acc.recv_tokens.is_some_and(|f| f.v != 0.0) || r.acc.reply().is_some_and(|v| v != 0.0) || r.acc.execution_ns().is_some_and(|v| v != 0))
+        .any(|r| r.acc.recv_tokens().is_some_and(|f| f.v != 0.0) || r.acc.reply().is_some_and(|v| v != 0.0) || r.acc.execution_ns().is_some_and(|v| v != 0))
 }
 
 /// Write `request.csv` into `dir`. Returns whether it was written.

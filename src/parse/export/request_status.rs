@@ -20,7 +20,7 @@ pub fn rows(m: &Model) -> Vec<StatusRow> {
     let mut out = Vec::with_capacity(m.queue.len());
     for q in &m.queue {
         let s = state.entry(q.proc).or_default();
-        match q.queue.as_str() {
+        match &*q.queue {
             "WAITING" => s.0 = q.size,
             "RUNNING" => s.1 = q.size,
             "SWAPPED" => s.2 = q.size,

@@ -26,7 +26,7 @@ pub fn file_name(span: &str) -> String {
 pub fn write(m: &Model, dir: &Path) -> std::io::Result<Vec<String>> {
     let mut by: BTreeMap<&str, Vec<&SpanRow>> = BTreeMap::new();
     for s in &m.spans {
-        by.entry(s.name.as_str()).or_default().push(s);
+        by.entry(&*s.name).or_default().push(s);
     }
     if by.is_empty() {
         return Ok(Vec::new());

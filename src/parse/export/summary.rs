@@ -9,7 +9,7 @@ use crate::parse::model::stats::summary;
 /// Statistic columns.
 pub const STAT_COLUMNS: [&str; 7] = ["Metric", "Average", "Max", "Min", "P50", "P90", "P99"];
 
-fn stat_row(name: &str, v: &[f64]) -> Vec<String> {
+fn stat_row(name: &str, v: Vec<f64>) -> Vec<String> {
     let s = summary(v);
     let mut r = vec![name.to_string()];
     r.extend(s.iter().map(|x| format!("{:.4}", (x * 1e4).round() / 1e4)));
@@ -22,10 +22,10 @@ pub fn request_rows(m: &Model) -> Vec<(&'static str, Vec<f64>)> {
     let ms = |ns: i64| ns as f64 / 1e6;
     let ttft: Vec<f64> = valid.iter().filter_map(|r| r.acc.ttft_ns()).map(ms).collect();
     let tpot: Vec<f64> = valid.iter().flat_map(|r| r.acc.tpot_samples()).map(ms).collect();
-    let total: Vec<f64> = valid.iter().filter_map(|r| Some(ms(r.acc.http_res_end.or(r.acc.end)? - r.acc.http_req?))).collect();
-    let exec: Vec<f64> = valid.iter().map(|r| ms(r.acc.exec_ns)).collect();
+    let total: Vec<f64> = valid.iter().filter_map(|r| Some(ms(r.acc.http_res_end().or(r.acc.end())? - r.acc.http_req()?))).collect();
+    let exec: Vec<f64> = valid.iter().map(|r| ms(r.acc.exec_ns())).collect();
     let wait: Vec<f64> = valid.iter().map(|r| ms(r.acc.queue_wait_ns().unwrap_or(0))).collect();
-    let input: Vec<f64> = valid.iter().map(|r| r.acc.recv_tokens.map(|f| f.v).unwrap_or(0.0)).collect();
+    let input: Vec<f64> = valid.iter().map(|r| r.acc.recv_tokens().map(|f| f.v).unwrap_or(0.0)).collect();
     let gen: Vec<f64> = valid.iter().map(|r| r.acc.reply().unwrap_or(0.0)).collect();
     let mut rows = vec![("first_token_latency (ms)", ttft), ("subsequent_token_latency (ms)", tpot), ("total_time (ms)", total)];
     if exec.iter().any(|&x| x != 0.0) {
@@ -53,10 +53,10 @@ pub fn batch_rows(m: &Model) -> Vec<(&'static str, Vec<f64>)> {
 /// The service-summary rows (metric, value text).
 pub fn service_rows(m: &Model) -> Vec<(&'static str, String)> {
     let valid: Vec<_> = m.requests.iter().filter(|r| r.valid()).collect();
-    let input: f64 = valid.iter().map(|r| r.acc.recv_tokens.map(|f| f.v).unwrap_or(0.0)).sum();
+    let input: f64 = valid.iter().map(|r| r.acc.recv_tokens().map(|f| f.v).unwrap_or(0.0)).sum();
     let gen: f64 = valid.iter().map(|r| r.acc.reply().unwrap_or(0.0)).sum();
-    let first = valid.iter().filter_map(|r| r.acc.http_req).min();
-    let last = valid.iter().filter_map(|r| r.acc.http_res_end).max();
+    let first = valid.iter().filter_map(|r| r.acc.http_req()).min();
+    let last = valid.iter().filter_map(|r| r.acc.http_res_end()).max();
     let secs = match (first, last) {
         (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e9,
         _ => 0.0,
@@ -76,7 +76,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<Vec<&'static str>> {
     if m.requests.iter().any(|r| r.valid()) {
         let mut c = Csv::create(&dir.join("request_summary.csv"), &STAT_COLUMNS)?;
         for (n, v) in request_rows(m) {
-            c.row(&stat_row(n, &v))?;
+            c.row(&stat_row(n, v))?;
         }
         c.finish()?;
         out.push("request_summary.csv");
@@ -90,7 +90,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<Vec<&'static str>> {
     if m.batches.iter().any(|b| b.name == m.sched_name) {
         let mut c = Csv::create(&dir.join("batch_summary.csv"), &STAT_COLUMNS)?;
         for (n, v) in batch_rows(m) {
-            c.row(&stat_row(n, &v))?;
+            c.row(&stat_row(n, v))?;
         }
         c.finish()?;
         out.push("batch_summary.csv");

@@ -1,6 +1,7 @@
 //! Batches: one row per schedule / execute / spec-decode span, with P/D composition, KV columns
 //! matched by time and spec-decode acceptance.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as J};
@@ -15,9 +16,9 @@ pub const SCHEDULE_NAMES: [&str; 3] = ["BatchSchedule", "batchFrameworkProcessin
 /// Execute-side batch rows.
 pub const EXEC_NAMES: [&str; 4] = ["modelExec", "modelRunnerExec", "Execute", "specDecoding"];
 
-/// Whether a record named `name` (a span) is a batch row candidate.
-pub fn is_batch_name(name: &str) -> bool {
-    SCHEDULE_NAMES.contains(&name) || EXEC_NAMES.contains(&name)
+/// The batch-row name equal to `name` (a span), if it is a batch row candidate.
+pub fn batch_name(name: &str) -> Option<&'static str> {
+    SCHEDULE_NAMES.iter().chain(&EXEC_NAMES).find(|n| **n == name).copied()
 }
 
 /// KV-cache values copied onto a schedule row.
@@ -40,8 +41,8 @@ pub struct KvCols {
 /// One batch.csv row.
 #[derive(Clone, Debug)]
 pub struct BatchRow {
-    /// Record name.
-    pub name: String,
+    /// Record name (one of [`SCHEDULE_NAMES`] and [`EXEC_NAMES`]).
+    pub name: &'static str,
     /// Process index.
     pub proc: usize,
     /// Start, epoch ns.
@@ -60,11 +61,12 @@ pub struct BatchRow {
     /// [`super::forward::rid_key`] of the request ids.
     pub rid_key: u64,
     /// `batch_type` (attribute, else from `iter`s); `Prefill,Decode` normalised to `Prefill, Decode`.
-    pub batch_type: String,
-    /// KV columns (schedule rows only).
-    pub kv: Option<KvCols>,
+    pub batch_type: Cow<'static, str>,
+    /// The KV row whose columns this row shows (schedule rows only): its index in the model's
+    /// time-sorted KV rows (read the columns with [`BatchRow::kv_cols`]).
+    pub kv: Option<u32>,
     /// `spec_decode_accepted_by_req` of a `modelRunnerExec` row.
-    pub accepted_by_req: Option<Map<String, J>>,
+    pub accepted_by_req: Option<Box<Map<String, J>>>,
     /// Prefill / decode request counts.
     pub pd_size: (u64, u64),
     /// Prefill / decode scheduled tokens.
@@ -72,38 +74,45 @@ pub struct BatchRow {
 }
 
 /// Normalise a batch type: both mixed spellings become `Prefill, Decode`.
-pub fn normalise_type(s: &str) -> String {
+pub fn normalise_type(s: &str) -> Cow<'static, str> {
     let parts: Vec<&str> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     let has = |w: &str| parts.iter().any(|p| p.eq_ignore_ascii_case(w));
     match (has("Prefill"), has("Decode")) {
-        (true, true) => "Prefill, Decode".into(),
-        (true, false) => "Prefill".into(),
-        (false, true) => "Decode".into(),
-        _ => s.to_string(),
+        (true, true) => Cow::Borrowed("Prefill, Decode"),
+        (true, false) => Cow::Borrowed("Prefill"),
+        (false, true) => Cow::Borrowed("Decode"),
+        _ => Cow::Owned(s.to_string()),
     }
 }
 
 impl BatchRow {
     /// The batch type of a batch span: the `batch_type` attribute, else from the `iter`s.
-    pub fn type_of(ev: &Event<'_>) -> String {
+    pub fn type_of(ev: &Event<'_>) -> Cow<'static, str> {
         match ev.str("batch_type") {
             Some(t) if !t.is_empty() => normalise_type(t),
             _ => {
                 let iters: Vec<i64> = ev.rids.entries.iter().filter_map(|e| e.iter).collect();
                 let (z, nz) = (iters.iter().any(|&i| i == 0), iters.iter().any(|&i| i > 0));
-                match (z, nz) {
-                    (true, true) => "Prefill, Decode".into(),
-                    (true, false) => "Prefill".into(),
-                    (false, true) => "Decode".into(),
-                    _ => String::new(),
-                }
+                Cow::Borrowed(match (z, nz) {
+                    (true, true) => "Prefill, Decode",
+                    (true, false) => "Prefill",
+                    (false, true) => "Decode",
+                    _ => "",
+                })
             }
         }
     }
 
-    /// From a batch span (its rid entries are moved out of `ev`). When they equal `share`'s (a
-    /// `modelExec` after its schedule row carries the same list), that list is shared.
-    pub fn from_event(ev: &mut Event<'_>, proc: usize, batch_type: String, share: Option<&std::sync::Arc<Vec<RidEntry>>>) -> BatchRow {
+    /// From a batch span named `name` (its [`batch_name`]; its rid entries are moved out of
+    /// `ev`). When they equal `share`'s (a `modelExec` after its schedule row carries the same
+    /// list), that list is shared.
+    pub fn from_event(
+        ev: &mut Event<'_>,
+        name: &'static str,
+        proc: usize,
+        batch_type: Cow<'static, str>,
+        share: Option<&std::sync::Arc<Vec<RidEntry>>>,
+    ) -> BatchRow {
         let mut own = std::mem::take(&mut ev.rids.entries);
         let entries = match share {
             Some(a) if std::sync::Arc::ptr_eq(a, &own) || **a == *own => a.clone(),
@@ -120,7 +129,7 @@ impl BatchRow {
             spilled: None,
             size,
             rid_key,
-            name: ev.name.to_string(),
+            name,
             proc,
             start: ev.start,
             end: ev.end,
@@ -128,7 +137,7 @@ impl BatchRow {
             entries,
             batch_type,
             kv: None,
-            accepted_by_req: ev.attrs.get("spec_decode_accepted_by_req").and_then(|v| v.as_object()).cloned(),
+            accepted_by_req: ev.attrs.get("spec_decode_accepted_by_req").and_then(|v| v.as_object()).map(|m| Box::new(m.clone())),
             pd_size: (0, 0),
             pd_tokens: (0.0, 0.0),
         };
@@ -154,6 +163,11 @@ impl BatchRow {
         }
         self.pd_size = (ps, ds);
         self.pd_tokens = (pt, dt);
+    }
+
+    /// The KV columns, from `kv` (the model's KV rows, which [`finish`] was given).
+    pub fn kv_cols(&self, kv: &[KvRow]) -> Option<KvCols> {
+        self.kv.and_then(|i| kv.get(i as usize)).map(KvRow::cols)
     }
 
     /// `batch_size`: the number of requests.
@@ -215,19 +229,19 @@ pub fn schedule_name(rows: &[BatchRow]) -> &'static str {
 /// match KV rows onto schedule rows, and fill spec-decode rows. `kv` must be sorted by time.
 pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static str) {
     let sched = schedule_name(&rows);
-    rows.retain(|r| r.name == sched || EXEC_NAMES.contains(&r.name.as_str()));
+    rows.retain(|r| r.name == sched || EXEC_NAMES.contains(&r.name));
     rows.sort_by(|a, b| (a.start, a.end, a.proc).cmp(&(b.start, b.end, b.proc)));
     // KV status rows by process.
-    let mut by_proc: BTreeMap<usize, Vec<&KvRow>> = BTreeMap::new();
-    for k in kv.iter().filter(|k| k.name == "KVCacheStatus") {
-        by_proc.entry(k.proc).or_default().push(k);
+    let mut by_proc: BTreeMap<usize, Vec<(u32, &KvRow)>> = BTreeMap::new();
+    for (i, k) in kv.iter().enumerate().filter(|(_, k)| &*k.name == "KVCacheStatus") {
+        by_proc.entry(k.proc).or_default().push((i as u32, k));
     }
     for r in rows.iter_mut().filter(|r| r.name == sched) {
         let Some(ks) = by_proc.get(&r.proc) else { continue };
-        let i = ks.partition_point(|k| k.ts < r.start);
+        let i = ks.partition_point(|k| k.1.ts < r.start);
         let k = ks.get(i).or_else(|| i.checked_sub(1).and_then(|j| ks.get(j)));
         if let Some(k) = k {
-            r.kv = Some(k.cols());
+            r.kv = Some(k.0);
         }
     }
     // Spec decoding: P/D sizes from the latest modelExec ending at or before, accepted counts

@@ -278,9 +278,11 @@ pub struct DeviceModel {
     pub api_of: Vec<Option<usize>>,
     /// API → kernel flows: id `api-kernel:<trace pid>:<correlationId>`, points API start, kernel start.
     pub flows: Vec<(String, Vec<FlowPt>)>,
-    /// Device time per forward row (same order as the model's forwards; `None` without device data).
+    /// Device time per forward row (same order as the model's forwards; empty without device
+    /// activity: read it with [`DeviceModel::forward_time`]).
     pub forward: Vec<Option<DevTime>>,
-    /// Device time per batch row (execute-side rows only).
+    /// Device time per batch row (execute-side rows only; empty without device activity: read it
+    /// with [`DeviceModel::batch_time`]).
     pub batch: Vec<Option<DevTime>>,
     /// Summary totals.
     pub totals: DeviceTotals,
@@ -348,8 +350,12 @@ impl DeviceModel {
             t.busy_ns = union_len(&mut iv);
             t
         };
-        let forward = forwards.iter().map(|&(p, s, e)| any.then(|| time_of(p, s, e))).collect();
-        let batch = batches.iter().map(|r| r.and_then(|(p, s, e)| any.then(|| time_of(p, s, e)))).collect();
+        // Without device activity every entry would be `None`: keep the vectors empty.
+        let (forward, batch) = if any {
+            (forwards.iter().map(|&(p, s, e)| Some(time_of(p, s, e))).collect(), batches.iter().map(|r| r.map(|(p, s, e)| time_of(p, s, e))).collect())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let totals = DeviceTotals {
             kernels: acts.iter().filter(|a| a.kind == ActKind::Kernel).count() as u64,
             comms: acts.iter().filter(|a| a.kind == ActKind::Communication).count() as u64,
@@ -360,6 +366,16 @@ impl DeviceModel {
             dropped: p.dropped,
         };
         DeviceModel { acts, apis, usage, api_of, flows, forward, batch, totals }
+    }
+
+    /// Device time of forward row `i`.
+    pub fn forward_time(&self, i: usize) -> Option<DevTime> {
+        self.forward.get(i).copied().flatten()
+    }
+
+    /// Device time of batch row `i`.
+    pub fn batch_time(&self, i: usize) -> Option<DevTime> {
+        self.batch.get(i).copied().flatten()
     }
 
     /// Whether there is device activity to report per forward / batch.

@@ -19,7 +19,7 @@ pub struct FwdRow {
     /// `batch_size` (own attribute, else inherited).
     pub batch_size: Option<f64>,
     /// `batch_type` (own attribute, else inherited).
-    pub batch_type: Option<String>,
+    pub batch_type: Option<std::borrow::Cow<'static, str>>,
     /// `dp_rank` attribute.
     pub dp_rank: Option<String>,
     /// 1-based counter per process (set by [`finish`]).
@@ -66,9 +66,9 @@ pub fn rid_key<'a>(rids: impl Iterator<Item = &'a str>) -> u64 {
 /// and inherit batch size/type from the latest batch row with the same rid string.
 pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usize) -> usize) -> Vec<FwdRow> {
     rows.sort_by(|a, b| (a.start, a.proc).cmp(&(b.start, b.proc)));
-    let mut by_rid: HashMap<u64, Vec<(i64, f64, &str)>> = HashMap::new();
+    let mut by_rid: HashMap<u64, Vec<(i64, &BatchRow)>> = HashMap::new();
     for b in batches {
-        by_rid.entry(b.rid_key).or_default().push((b.start, b.batch_size(), b.batch_type.as_str()));
+        by_rid.entry(b.rid_key).or_default().push((b.start, b));
     }
     for v in by_rid.values_mut() {
         v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -94,10 +94,10 @@ pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usiz
             if let Some(v) = by_rid.get(&rows[i].rid_key) {
                 let k = v.partition_point(|x| x.0 <= rows[i].start);
                 if k > 0 {
-                    let (_, size, ty) = v[k - 1];
-                    rows[i].batch_size.get_or_insert(size);
-                    if rows[i].batch_type.is_none() && !ty.is_empty() {
-                        rows[i].batch_type = Some(ty.to_string());
+                    let b = v[k - 1].1;
+                    rows[i].batch_size.get_or_insert(b.batch_size());
+                    if rows[i].batch_type.is_none() && !b.batch_type.is_empty() {
+                        rows[i].batch_type = Some(b.batch_type.clone());
                     }
                 }
             }

@@ -11,7 +11,7 @@ pub struct KvRow {
     /// Time, epoch ns.
     pub ts: i64,
     /// Record name.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// `TotalBlocks=`.
     pub total: Option<f64>,
     /// `FreeBlocksAfter=`, else `FreeBlocks=`.
@@ -34,8 +34,8 @@ pub fn is_kv(domain: &str, name: &str) -> bool {
 }
 
 impl KvRow {
-    /// From a KV record.
-    pub fn from_event(ev: &Event<'_>, proc: usize) -> KvRow {
+    /// From a KV record; `name` is the shared copy of its name.
+    pub fn from_event(ev: &Event<'_>, proc: usize, name: std::sync::Arc<str>) -> KvRow {
         let total = ev.num("TotalBlocks=");
         let free = ev.num("FreeBlocksAfter=").or_else(|| ev.num("FreeBlocks="));
         let used = match (total, free) {
@@ -53,7 +53,7 @@ impl KvRow {
             (Some(u), Some(t)) if t > 0.0 => Some(u / t),
             _ => None,
         });
-        KvRow { proc, ts: ev.start, name: ev.name.to_string(), total, free, used, allocated, freed, rate, device_block: ev.num("deviceBlock=") }
+        KvRow { proc, ts: ev.start, name, total, free, used, allocated, freed, rate, device_block: ev.num("deviceBlock=") }
     }
 
     /// The columns copied onto a batch row (missing = 0).

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::batch::BatchRow;
 use super::forward::FwdRow;
@@ -24,7 +24,7 @@ pub struct FlowPt {
 #[derive(Clone, Debug)]
 pub struct SpanRow {
     /// Span name.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// Process index.
     pub proc: usize,
     /// Start, epoch ns.
@@ -41,7 +41,7 @@ pub struct QueueSample {
     /// Epoch ns.
     pub ts: i64,
     /// `WAITING`, `RUNNING`, …
-    pub queue: String,
+    pub queue: std::sync::Arc<str>,
     /// Size after the change.
     pub size: f64,
 }
@@ -52,8 +52,6 @@ pub struct Partial {
     /// Requests by raw id (boxed: the table's empty slots stay small, and merging and
     /// rehashing move a pointer instead of the accumulator).
     pub requests: hashbrown::HashMap<String, Box<ReqAcc>, rustc_hash::FxBuildHasher>,
-    /// Ids seen on `httpReq`/`tokenize` (API-side ids).
-    pub api_ids: FxHashSet<String>,
     /// Link records (from, to).
     pub links: Vec<(String, String)>,
     /// Batch rows.
@@ -93,13 +91,12 @@ impl Partial {
     pub fn merge(&mut self, o: Partial) {
         for (k, v) in o.requests {
             match self.requests.get_mut(&k) {
-                Some(a) => a.merge(&v),
+                Some(a) => a.merge(*v),
                 None => {
                     self.requests.insert(k, v);
                 }
             }
         }
-        self.api_ids.extend(o.api_ids);
         self.links.extend(o.links);
         self.batches.extend(o.batches);
         self.kv.extend(o.kv);
