@@ -11,6 +11,9 @@
 # busy-wait for each other there (shared-memory queues with sched_yield), which multiplies any
 # extra work in one process (docs/PERFORMANCE.md has both).
 #   MSP_BENCH_ROUNDS (20), MSP_BENCH_REQUESTS (96), MSP_BENCH_TOKENS (32), MSP_BENCH_CONCURRENCY (8)
+#   MSP_BENCH_SWITCHBACK=SECONDS: instead of the rounds, (c) / (b) by a switchback experiment on the
+#   profiled server (enable flipped every MSP_BENCH_WINDOW seconds, default 3, under one continuous
+#   load; scripts/bench_vllm_load.py explains it)
 #   MSP_BENCH_DIR: work directory (default: a new /tmp/msp-vllm-bench.* directory)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -52,8 +55,10 @@ for port in "$port_a" "$port_p"; do
 done
 sed -i "s#\"prof_dir\": \"[^\"]*\"#\"prof_dir\": \"$work/prof/\"#" "$cfg"
 
+mode=(--rounds "${MSP_BENCH_ROUNDS:-20}")
+[ -z "${MSP_BENCH_SWITCHBACK:-}" ] || mode=(--switchback "$MSP_BENCH_SWITCHBACK" --window "${MSP_BENCH_WINDOW:-3}" --settle 0.5)
 "${pin[@]}" "$venv/bin/python" "$root/scripts/bench_vllm_load.py" --url-a "http://127.0.0.1:$port_a" --url-p "http://127.0.0.1:$port_p" \
-    --config "$cfg" --rounds "${MSP_BENCH_ROUNDS:-20}" --requests "${MSP_BENCH_REQUESTS:-96}" \
+    --config "$cfg" "${mode[@]}" --requests "${MSP_BENCH_REQUESTS:-96}" \
     --max-tokens "${MSP_BENCH_TOKENS:-32}" --concurrency "${MSP_BENCH_CONCURRENCY:-8}" --json "$work/bench.json" --pid-a "${pids[0]}" --pid-p "${pids[1]}" | tee "$work/bench.md"
 
 echo "== shutdown with capture on"

@@ -14,6 +14,13 @@ Workload: N streaming completions (``max_tokens`` output tokens each, ``ignore_e
 concurrency.  Reported per condition: throughput (output tokens/s, median over rounds and the ratio
 to a), request latency and TTFT percentiles.  Results: JSON (``--json``) and a markdown table on
 stdout.
+
+``--switchback SECONDS`` measures (c) / (b) instead, on the profiled server only, as a switchback
+experiment: one continuous load (``--concurrency`` streams that never stop) while ``enable`` is
+flipped every ``--window`` seconds, in pairs ordered b c, c b, b c, ... (so a linear drift cancels);
+the tokens that arrive in each window, after ``--settle`` seconds for the flip to reach every
+process, give its throughput, and each adjacent pair one c / b ratio.  Adjacent windows of one
+warm server differ far less than separate runs, which is what limits the round-based ratios.
 """
 
 import argparse
@@ -139,6 +146,72 @@ def set_enable(path, on):
         f.write(new)
 
 
+async def stream_forever(url, max_tokens, arrivals, stop, i):
+    """One client stream: completions back to back until ``stop``; every token's arrival time."""
+    timeout = aiohttp.ClientTimeout(total=600)
+    body = {"model": "tiny", "prompt": f"stream {i}: the quick brown fox", "max_tokens": max_tokens,
+            "min_tokens": max_tokens, "ignore_eos": True, "temperature": 0, "stream": True}
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while not stop.is_set():
+            async with session.post(url + "/v1/completions", json=body) as resp:
+                resp.raise_for_status()
+                async for raw in resp.content:
+                    if raw.startswith(b"data:") and b'"text"' in raw and b'"text":""' not in raw:
+                        arrivals.append(time.perf_counter())
+
+
+async def switchback_run(args):
+    """The switchback experiment (module docstring); returns the windows and the arrivals."""
+    arrivals, stop, windows = [], asyncio.Event(), []
+    streams = [asyncio.create_task(stream_forever(args.url_p, args.max_tokens, arrivals, stop, i))
+               for i in range(args.concurrency)]
+    set_enable(args.config, True)                    # warm-up with capture on, then off
+    await asyncio.sleep(2 * args.window)
+    set_enable(args.config, False)
+    await asyncio.sleep(2 * args.window)
+    t_end = time.perf_counter() + args.switchback
+    k = 0
+    while time.perf_counter() < t_end:
+        for cond in (("b", "c") if k % 2 == 0 else ("c", "b")):
+            set_enable(args.config, cond == "c")
+            await asyncio.sleep(args.settle)
+            t0 = time.perf_counter()
+            await asyncio.sleep(args.window)
+            windows.append((k, cond, t0, time.perf_counter()))
+        k += 1
+    set_enable(args.config, False)
+    stop.set()
+    await asyncio.gather(*streams)
+    return windows, sorted(arrivals)
+
+
+def switchback(args):
+    import bisect
+    windows, arrivals = asyncio.run(switchback_run(args))
+    rate = {}
+    for k, cond, t0, t1 in windows:
+        n = bisect.bisect_left(arrivals, t1) - bisect.bisect_left(arrivals, t0)
+        rate[(k, cond)] = n / (t1 - t0)
+    pairs = sorted({k for k, _c, _t0, _t1 in windows})
+    ratios = [rate[(k, "c")] / rate[(k, "b")] for k in pairs if rate.get((k, "b"))]
+    b = [rate[(k, "b")] for k in pairs]
+    c = [rate[(k, "c")] for k in pairs]
+    lo, hi = bootstrap_ci(ratios)
+    mlo, mhi = bootstrap_ci(ratios, stat=statistics.fmean)
+    summary = {"pairs": len(ratios), "window_s": args.window, "settle_s": args.settle, "ratios": ratios,
+               "b_tok_s": b, "c_tok_s": c, "ratio_median": statistics.median(ratios), "ratio_median_ci95": (lo, hi),
+               "ratio_mean": statistics.fmean(ratios), "ratio_mean_ci95": (mlo, mhi),
+               "ratio_of_totals": sum(c) / sum(b)}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"switchback": summary, "concurrency": args.concurrency, "max_tokens": args.max_tokens}, f, indent=1)
+    print(f"switchback: {len(ratios)} pairs of {args.window:g} s windows ({args.settle:g} s settle after each flip), "
+          f"{args.concurrency} continuous streams of {args.max_tokens}-token completions on the profiled server")
+    print(f"(b) enable 0: median {statistics.median(b):.1f} tok/s; (c) enable 1: median {statistics.median(c):.1f} tok/s")
+    print(f"(c) / (b) per pair: median {summary['ratio_median']:.4f} [{lo:.4f}, {hi:.4f}], mean {summary['ratio_mean']:.4f} "
+          f"[{mlo:.4f}, {mhi:.4f}] (95 % bootstrap CIs); ratio of totals {summary['ratio_of_totals']:.4f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url-a", required=True, help="server without the profiler")
@@ -152,7 +225,11 @@ def main():
     ap.add_argument("--json", help="write raw results here")
     ap.add_argument("--pid-a", type=int, default=0, help="root pid of server a (CPU accounting)")
     ap.add_argument("--pid-p", type=int, default=0, help="root pid of the profiled server (CPU accounting)")
+    ap.add_argument("--switchback", type=float, default=0, help="run the switchback experiment for this many seconds instead")
+    ap.add_argument("--window", type=float, default=3.0, help="switchback window, seconds")
     args = ap.parse_args()
+    if args.switchback:
+        return switchback(args)
 
     conds = {"a": args.url_a, "b": args.url_p, "c": args.url_p}
     runs = {c: [] for c in conds}
