@@ -109,7 +109,7 @@ impl Model {
         }
         flows.sort_by(|a, b| (a.1[0].ts, &a.0).cmp(&(b.1[0].ts, &b.0)));
         let fw: Vec<(usize, i64, i64)> = forwards.iter().map(|f| (f.proc, f.start, f.end)).collect();
-        let bt: Vec<Option<(usize, i64, i64)>> = batches.iter().map(|b| batch::EXEC_NAMES.contains(&b.name).then_some((b.proc, b.start, b.end))).collect();
+        let bt: Vec<Option<(usize, i64, i64)>> = batches.iter().map(|b| b.name.is_exec().then_some((b.proc as usize, b.start, b.end))).collect();
         let device = DeviceModel::build(p.device, &fw, &bt, |i| procs[i].trace_pid);
         Model {
             procs,

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::parse::export::trace::{is_sliced, Finished, ThreadInfo, TraceOut};
 use crate::parse::model::attrs::AttrCache;
-use crate::parse::model::batch::{batch_name, BatchRow};
+use crate::parse::model::batch::BatchRow;
+use crate::parse::model::batch_name::BatchName;
 use crate::parse::model::event::Event;
 use crate::parse::model::forward::FwdRow;
 use crate::parse::model::kv::{is_kv, KvRow};
@@ -126,7 +127,7 @@ impl<'a> Collector<'a> {
             }
             return;
         }
-        let batch_name = if ev.kind == Kind::Span { batch_name(ev.name) } else { None };
+        let batch_name = if ev.kind == Kind::Span { BatchName::of(ev.name) } else { None };
         let batch = batch_name.is_some();
         let batch_type = if batch { BatchRow::type_of(ev) } else { std::borrow::Cow::Borrowed("") };
         // Trace.

@@ -61,13 +61,14 @@ pub struct RowState {
 
 /// Append one row to `c` (cells written in place: no `String` per cell).
 pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowState) {
-    let p = &m.procs[b.proc];
-    c.cell(b.name);
+    let proc = b.proc as usize;
+    let p = &m.procs[proc];
+    c.cell(b.name.as_str());
     let key = (b.spilled, std::sync::Arc::as_ptr(&b.entries), b.dicts);
-    if st.res.len() <= b.proc {
-        st.res.resize_with(b.proc + 1, || None);
+    if st.res.len() <= proc {
+        st.res.resize_with(proc + 1, || None);
     }
-    let slot = &mut st.res[b.proc];
+    let slot = &mut st.res[proc];
     if slot.as_ref().map_or(true, |(k, _)| *k != key) {
         let mut cell = slot.take().map(|(_, c)| c).unwrap_or_default();
         cell.clear();
@@ -88,7 +89,7 @@ pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowS
     c.cell_raw(|o| df.write(o, b.start, p.offset_s));
     c.cell_raw(|o| df.write(o, b.end, p.offset_s));
     c.cell_raw(|o| ms3_into(o, b.dur()));
-    c.cell(&b.batch_type);
+    c.cell(b.batch_type());
     c.cell(&p.prof_id);
     c.cell_raw(|o| float_into(o, b.batch_size()));
     if l.kv {

@@ -216,19 +216,19 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         let mut rq = c.prepare("INSERT INTO batch_req VALUES (?1, ?2, ?3, ?4, ?5)")?;
         let mut batch_id: i64 = -1;
         for b in &m.batches {
-            let p = &m.procs[b.proc];
+            let p = &m.procs[b.proc as usize];
             let k = if b.name == "specDecoding" { Default::default() } else { b.kv_cols(&m.kv).unwrap_or_default() };
             let (ratio, per) = if b.name == "specDecoding" { b.spec_ratios() } else { (None, None) };
             let entries = crate::parse::model::spill::entries_of(&m.spill, b);
             let mut res_list = String::with_capacity(16 + entries.len() * 48);
             crate::parse::model::rid::Rids::write_json(&mut res_list, &entries, b.dicts, &m.map);
             ins.execute(params![
-                b.name,
+                b.name.as_str(),
                 res_list,
                 time::datetime(b.start, p.offset_s),
                 time::datetime(b.end, p.offset_s),
                 b.dur() as f64 / 1e6,
-                b.batch_type.as_ref(),
+                b.batch_type(),
                 p.prof_id,
                 b.batch_size(),
                 k.total,
@@ -254,7 +254,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
                     rq.execute(params![batch_id, i as i64, m.map.resolve(&e.rid), e.iter, Option::<i64>::None])?;
                 }
             }
-            ex.execute(params![batch_id.max(0), b.name, p.trace_pid.to_string(), b.start as f64 / 1e3, b.end as f64 / 1e3])?;
+            ex.execute(params![batch_id.max(0), b.name.as_str(), p.trace_pid.to_string(), b.start as f64 / 1e3, b.end as f64 / 1e3])?;
         }
     }
     register(c, "batch", "batch_info", "Batches: composition, KV usage, timing")?;

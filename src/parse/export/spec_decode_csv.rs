@@ -19,7 +19,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
     }
     let mut c = Csv::create(&dir.join("spec_decode.csv"), &COLUMNS)?;
     for b in rows {
-        let p = &m.procs[b.proc];
+        let p = &m.procs[b.proc as usize];
         for e in b.entries.iter() {
             let spec = spec_tokens(e);
             let acc = e.spec_accepted.unwrap_or(0.0);

@@ -40,7 +40,7 @@ pub fn batch_rows(m: &Model) -> Vec<(&'static str, Vec<f64>)> {
     let sched = m.batches.iter().filter(|b| b.name == m.sched_name);
     let prefill: Vec<f64> = sched.clone().filter(|b| b.pd_size.0 > 0).map(|b| b.pd_size.0 as f64).collect();
     let decode: Vec<f64> = sched.filter(|b| b.pd_size.1 > 0).map(|b| b.pd_size.1 as f64).collect();
-    let exec = |ty: &str| -> Vec<f64> { m.batches.iter().filter(|b| b.name == "modelExec" && b.batch_type == ty).map(|b| b.dur() as f64 / 1e6).collect() };
+    let exec = |ty: &str| -> Vec<f64> { m.batches.iter().filter(|b| b.name == "modelExec" && b.batch_type() == ty).map(|b| b.dur() as f64 / 1e6).collect() };
     let (pe, de) = (exec("Prefill"), exec("Decode"));
     let mut rows = vec![("prefill_batch_num", prefill), ("decode_batch_num", decode)];
     if pe.iter().chain(de.iter()).any(|&x| x != 0.0) {

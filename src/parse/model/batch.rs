@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as J};
 
+use super::batch_name::BatchName;
 use super::event::Event;
 use super::kv::KvRow;
 use super::rid::RidEntry;
@@ -15,11 +16,6 @@ use super::rid::RidEntry;
 pub const SCHEDULE_NAMES: [&str; 3] = ["BatchSchedule", "batchFrameworkProcessing", "Schedule"];
 /// Execute-side batch rows.
 pub const EXEC_NAMES: [&str; 4] = ["modelExec", "modelRunnerExec", "Execute", "specDecoding"];
-
-/// The batch-row name equal to `name` (a span), if it is a batch row candidate.
-pub fn batch_name(name: &str) -> Option<&'static str> {
-    SCHEDULE_NAMES.iter().chain(&EXEC_NAMES).find(|n| **n == name).copied()
-}
 
 /// KV-cache values copied onto a schedule row.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -38,13 +34,25 @@ pub struct KvCols {
     pub rate: f64,
 }
 
+/// The `batch_type` spellings a row stores as a code ([`BatchRow::ty`]).
+pub const TYPES: [&str; 4] = ["", "Prefill", "Decode", "Prefill, Decode"];
+
+/// The rare parts of a batch row, boxed so that a row without them pays one pointer.
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    /// A `batch_type` that is none of [`TYPES`].
+    pub other_type: Option<String>,
+    /// `spec_decode_accepted_by_req` of a `modelRunnerExec` row.
+    pub accepted_by_req: Option<Map<String, J>>,
+}
+
 /// One batch.csv row.
 #[derive(Clone, Debug)]
 pub struct BatchRow {
-    /// Record name (one of [`SCHEDULE_NAMES`] and [`EXEC_NAMES`]).
-    pub name: &'static str,
+    /// Record name.
+    pub name: BatchName,
     /// Process index.
-    pub proc: usize,
+    pub proc: u32,
     /// Start, epoch ns.
     pub start: i64,
     /// End, epoch ns.
@@ -57,18 +65,19 @@ pub struct BatchRow {
     /// Where the requests were spilled while reading (see [`super::spill`]).
     pub spilled: Option<super::spill::SpillRef>,
     /// Number of requests.
-    pub size: usize,
+    pub size: u32,
     /// [`super::forward::rid_key`] of the request ids.
     pub rid_key: u64,
-    /// `batch_type` (attribute, else from `iter`s); `Prefill,Decode` normalised to `Prefill, Decode`.
-    pub batch_type: Cow<'static, str>,
+    /// `batch_type` (attribute, else from `iter`s; read it with [`BatchRow::batch_type`]): its
+    /// index in [`TYPES`], or `TYPES.len()` when the text is in [`Extra::other_type`].
+    pub ty: u8,
     /// The KV row whose columns this row shows (schedule rows only): its index in the model's
     /// time-sorted KV rows (read the columns with [`BatchRow::kv_cols`]).
     pub kv: Option<u32>,
-    /// `spec_decode_accepted_by_req` of a `modelRunnerExec` row.
-    pub accepted_by_req: Option<Box<Map<String, J>>>,
+    /// The rare parts, when the row has any.
+    pub extra: Option<Box<Extra>>,
     /// Prefill / decode request counts.
-    pub pd_size: (u64, u64),
+    pub pd_size: (u32, u32),
     /// Prefill / decode scheduled tokens.
     pub pd_tokens: (f64, f64),
 }
@@ -108,7 +117,7 @@ impl BatchRow {
     /// list), that list is shared.
     pub fn from_event(
         ev: &mut Event<'_>,
-        name: &'static str,
+        name: BatchName,
         proc: usize,
         batch_type: Cow<'static, str>,
         share: Option<&std::sync::Arc<Vec<RidEntry>>>,
@@ -123,21 +132,25 @@ impl BatchRow {
                 own
             }
         };
-        let size = entries.len();
+        let size = entries.len() as u32;
         let rid_key = super::forward::rid_key(entries.iter().map(|e| e.rid.as_str()));
+        let ty = TYPES.iter().position(|t| *t == batch_type).unwrap_or(TYPES.len());
+        let other_type = (ty == TYPES.len()).then(|| batch_type.into_owned());
+        let accepted_by_req = ev.attrs.get("spec_decode_accepted_by_req").and_then(|v| v.as_object()).cloned();
+        let extra = (other_type.is_some() || accepted_by_req.is_some()).then(|| Box::new(Extra { other_type, accepted_by_req }));
         let mut r = BatchRow {
             spilled: None,
             size,
             rid_key,
             name,
-            proc,
+            proc: proc as u32,
             start: ev.start,
             end: ev.end,
             dicts: ev.rids.dicts,
             entries,
-            batch_type,
+            ty: ty as u8,
             kv: None,
-            accepted_by_req: ev.attrs.get("spec_decode_accepted_by_req").and_then(|v| v.as_object()).map(|m| Box::new(m.clone())),
+            extra,
             pd_size: (0, 0),
             pd_tokens: (0.0, 0.0),
         };
@@ -168,6 +181,27 @@ impl BatchRow {
     /// The KV columns, from `kv` (the model's KV rows, which [`finish`] was given).
     pub fn kv_cols(&self, kv: &[KvRow]) -> Option<KvCols> {
         self.kv.and_then(|i| kv.get(i as usize)).map(KvRow::cols)
+    }
+
+    /// `batch_type`.
+    pub fn batch_type(&self) -> &str {
+        match TYPES.get(self.ty as usize) {
+            Some(t) => t,
+            None => self.extra.as_ref().and_then(|x| x.other_type.as_deref()).unwrap_or_default(),
+        }
+    }
+
+    /// `batch_type`, borrowed when it is one of [`TYPES`].
+    pub fn batch_type_cow(&self) -> Cow<'static, str> {
+        match TYPES.get(self.ty as usize) {
+            Some(t) => Cow::Borrowed(t),
+            None => Cow::Owned(self.batch_type().to_string()),
+        }
+    }
+
+    /// `spec_decode_accepted_by_req`, when the row had it.
+    pub fn accepted_by_req(&self) -> Option<&Map<String, J>> {
+        self.extra.as_ref().and_then(|x| x.accepted_by_req.as_ref())
     }
 
     /// `batch_size`: the number of requests.
@@ -229,7 +263,7 @@ pub fn schedule_name(rows: &[BatchRow]) -> &'static str {
 /// match KV rows onto schedule rows, and fill spec-decode rows. `kv` must be sorted by time.
 pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static str) {
     let sched = schedule_name(&rows);
-    rows.retain(|r| r.name == sched || EXEC_NAMES.contains(&r.name));
+    rows.retain(|r| r.name == sched || r.name.is_exec());
     rows.sort_by(|a, b| (a.start, a.end, a.proc).cmp(&(b.start, b.end, b.proc)));
     // KV status rows by process.
     let mut by_proc: BTreeMap<usize, Vec<(u32, &KvRow)>> = BTreeMap::new();
@@ -237,7 +271,7 @@ pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static
         by_proc.entry(k.proc).or_default().push((i as u32, k));
     }
     for r in rows.iter_mut().filter(|r| r.name == sched) {
-        let Some(ks) = by_proc.get(&r.proc) else { continue };
+        let Some(ks) = by_proc.get(&(r.proc as usize)) else { continue };
         let i = ks.partition_point(|k| k.1.ts < r.start);
         let k = ks.get(i).or_else(|| i.checked_sub(1).and_then(|j| ks.get(j)));
         if let Some(k) = k {
@@ -257,7 +291,7 @@ pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static
             .iter()
             .filter(|r| r.proc == proc && r.name == "modelRunnerExec" && r.start >= end)
             .min_by_key(|r| r.start)
-            .and_then(|r| r.accepted_by_req.clone());
+            .and_then(|r| r.accepted_by_req().cloned());
         let row = &mut rows[i];
         if let Some((s, t)) = exec {
             row.pd_size = s;
@@ -272,4 +306,41 @@ pub fn finish(mut rows: Vec<BatchRow>, kv: &[KvRow]) -> (Vec<BatchRow>, &'static
         }
     }
     (rows, sched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_stays_compact() {
+        // Two rows per engine step: the size is most of the batch rows' memory.
+        assert!(std::mem::size_of::<BatchRow>() <= 104, "{}", std::mem::size_of::<BatchRow>());
+    }
+
+    #[test]
+    fn type_codes_round_trip() {
+        for t in TYPES.iter().copied().chain(["Foo"]) {
+            let ty = TYPES.iter().position(|x| *x == t).unwrap_or(TYPES.len());
+            let extra = (ty == TYPES.len()).then(|| Box::new(Extra { other_type: Some(t.to_string()), accepted_by_req: None }));
+            let r = BatchRow {
+                name: super::super::batch_name::BatchName::of("modelExec").unwrap(),
+                proc: 0,
+                start: 0,
+                end: 0,
+                dicts: false,
+                entries: Default::default(),
+                spilled: None,
+                size: 0,
+                rid_key: 0,
+                ty: ty as u8,
+                kv: None,
+                extra,
+                pd_size: (0, 0),
+                pd_tokens: (0.0, 0.0),
+            };
+            assert_eq!(r.batch_type(), t);
+            assert_eq!(r.batch_type_cow(), t);
+        }
+    }
 }

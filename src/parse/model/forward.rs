@@ -96,8 +96,8 @@ pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usiz
                 if k > 0 {
                     let b = v[k - 1].1;
                     rows[i].batch_size.get_or_insert(b.batch_size());
-                    if rows[i].batch_type.is_none() && !b.batch_type.is_empty() {
-                        rows[i].batch_type = Some(b.batch_type.clone());
+                    if rows[i].batch_type.is_none() && !b.batch_type().is_empty() {
+                        rows[i].batch_type = Some(b.batch_type_cow());
                     }
                 }
             }

@@ -3,6 +3,7 @@
 
 pub mod attrs;
 pub mod batch;
+pub mod batch_name;
 pub mod device;
 pub mod event;
 pub mod fast_attrs;

@@ -21,8 +21,8 @@ pub struct SpillRef {
     pub part: u32,
     /// Byte offset in that part's file.
     pub off: u64,
-    /// Byte length.
-    pub len: u32,
+    /// Byte length (never 0: a list starts with its count, so `Option<SpillRef>` needs no tag).
+    pub len: std::num::NonZeroU32,
 }
 
 /// The spill file of one part, being written.
@@ -60,7 +60,8 @@ impl SpillWriter {
             }
         }
         self.w.write_all(b)?;
-        let r = SpillRef { part: self.part, off: self.off, len: b.len() as u32 };
+        let len = std::num::NonZeroU32::new(b.len() as u32).expect("a list has its count");
+        let r = SpillRef { part: self.part, off: self.off, len };
         self.off += b.len() as u64;
         Ok(r)
     }
@@ -94,7 +95,7 @@ impl SpillStore {
     /// Read a list back (an empty list if the file or the bytes are unreadable).
     pub fn load(&self, r: SpillRef) -> Vec<RidEntry> {
         let Some(Some((f, _))) = self.files.get(r.part as usize) else { return Vec::new() };
-        let mut b = vec![0u8; r.len as usize];
+        let mut b = vec![0u8; r.len.get() as usize];
         if f.read_exact_at(&mut b, r.off).is_err() {
             return Vec::new();
         }
@@ -178,7 +179,7 @@ mod tests {
         let s = SpillStore::open(vec![None, Some(p)]).unwrap();
         assert_eq!(s.load(r1), a);
         assert_eq!(s.load(r2), Vec::new());
-        assert_eq!(s.load(SpillRef { part: 0, off: 0, len: 4 }), Vec::new());
+        assert_eq!(s.load(SpillRef { part: 0, off: 0, len: std::num::NonZeroU32::new(4).unwrap() }), Vec::new());
         s.remove();
     }
 }
