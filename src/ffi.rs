@@ -126,7 +126,8 @@ fn guard<T>(neutral: T, f: impl FnOnce() -> T) -> T {
 #[inline(always)]
 fn record(kind: Kind, flags: u8, domain: u32, name: u32, t0: u64, t1: u64, p: *const MspPayload) -> bool {
     let state = STATE.load(std::sync::atomic::Ordering::Relaxed);
-    state & core::ENABLED != 0 && core::get().record_with_state(state, &Payload::new(kind, flags, domain, name, t0, t1, p))
+    // SAFETY: `p` is the C caller's payload pointer: NULL or valid for its lengths (msp_record's contract).
+    state & core::ENABLED != 0 && core::get().record_with_state(state, &unsafe { Payload::new(kind, flags, domain, name, t0, t1, p) })
 }
 
 fn now_if_zero(ts: u64) -> u64 {

@@ -13,10 +13,14 @@ pub struct Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    /// A record of `kind` whose optional parts are in `p` (NULL or valid for its lengths).
+    /// A record of `kind` whose optional parts are in `p`.
+    ///
+    /// # Safety
+    /// `p` is NULL or points to a valid `MspPayload` whose arrays and JSON are readable for their
+    /// lengths (NULL parts are empty) for `'a` — the C ABI's contract for `msp_record`.
     #[inline(always)]
-    pub fn new(kind: Kind, flags: u8, domain: u32, name: u32, t0: u64, t1: u64, p: *const MspPayload) -> Payload<'a> {
-        // SAFETY: NULL or a valid payload, by the C ABI's contract.
+    pub unsafe fn new(kind: Kind, flags: u8, domain: u32, name: u32, t0: u64, t1: u64, p: *const MspPayload) -> Payload<'a> {
+        // SAFETY: the caller's promise above.
         Payload { fixed: Fixed { kind, flags, t0, t1, domain, name }, p: unsafe { p.as_ref() } }
     }
 
@@ -128,7 +132,7 @@ mod tests {
         let rids = [MspStr { ptr: cstr(b"req-1"), len: 5 }, MspStr { ptr: std::ptr::null(), len: 3 }];
         let json = br#"{"a":1}"#;
         let p = MspPayload { attrs: attrs.as_ptr(), n_attrs: attrs.len(), rids: rids.as_ptr(), n_rids: 2, json: cstr(json), json_len: json.len() };
-        let from_c = roundtrip(&Payload::new(Kind::Span, 0, 1, 2, 100, 250, &p));
+        let from_c = roundtrip(&unsafe { Payload::new(Kind::Span, 0, 1, 2, 100, 250, &p) });
 
         let want_attrs = [
             Attr { key: k1, value: Value::Int(-5) },
@@ -144,9 +148,9 @@ mod tests {
 
     #[test]
     fn null_parts_are_empty() {
-        let bare = roundtrip(&Payload::new(Kind::Event, 0, 3, 4, 5, 0, std::ptr::null()));
+        let bare = roundtrip(&unsafe { Payload::new(Kind::Event, 0, 3, 4, 5, 0, std::ptr::null()) });
         let p = MspPayload { attrs: std::ptr::null(), n_attrs: 4, rids: std::ptr::null(), n_rids: 2, json: std::ptr::null(), json_len: 9 };
-        assert_eq!(roundtrip(&Payload::new(Kind::Event, 0, 3, 4, 5, 0, &p)), bare);
+        assert_eq!(roundtrip(&unsafe { Payload::new(Kind::Event, 0, 3, 4, 5, 0, &p) }), bare);
         let (v, _) = decode(&bare).unwrap();
         assert_eq!((v.attrs().count(), v.rids().count(), v.json()), (0, 0, None));
     }
@@ -156,6 +160,6 @@ mod tests {
         let a = MspAttr { key: 1, kind: MSP_ATTR_INT, i: 0, f: 0.0, s: std::ptr::null(), len: 0 };
         let attrs = vec![a; u16::MAX as usize + 1];
         let p = MspPayload { attrs: attrs.as_ptr(), n_attrs: attrs.len(), rids: std::ptr::null(), n_rids: 0, json: std::ptr::null(), json_len: 0 };
-        assert!(Payload::new(Kind::Span, 0, 1, 1, 0, 0, &p).encoded_size().is_none());
+        assert!(unsafe { Payload::new(Kind::Span, 0, 1, 1, 0, 0, &p) }.encoded_size().is_none());
     }
 }
