@@ -36,19 +36,22 @@ void fast_check_generation(uint64_t w) {
     }
 }
 
+bool fast_domain_ok(uint64_t w, uint32_t level, uint32_t domain, uint32_t *ok, uint64_t *gen) {
+    if (!(w & 2u))
+        return true;
+    uint64_t g = w >> 32;
+    if (*gen != g || *ok > 1) {
+        *ok = fast_is_enabled ? (uint32_t)fast_is_enabled(level, domain) : 0u;
+        *gen = g;
+    }
+    return *ok != 0;
+}
+
 bool fast_capturing(uint64_t w, uint32_t level, uint32_t domain, uint32_t *ok, uint64_t *gen) {
     if (!(w & 1u) || ((w >> 8) & 0xffu) < level)
         return false;
     fast_check_generation(w);
-    if (w & 2u) {
-        uint64_t g = w >> 32;
-        if (*gen != g || *ok > 1) {
-            *ok = fast_is_enabled ? (uint32_t)fast_is_enabled(level, domain) : 0u;
-            *gen = g;
-        }
-        return *ok != 0;
-    }
-    return true;
+    return fast_domain_ok(w, level, domain, ok, gen);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -46,6 +46,10 @@ static inline uint64_t fast_now_ns(void) {
 /* With the GIL, on the enabled path: tells Python when the config generation changed. */
 void fast_check_generation(uint64_t w);
 
+/* The domain filter's answer for (level, domain) under state word w: true without a filter;
+ * *ok / *gen cache it per config generation (initialise *ok to 2, "unknown"). */
+bool fast_domain_ok(uint64_t w, uint32_t level, uint32_t domain, uint32_t *ok, uint64_t *gen);
+
 /* Whether a record of (level, domain) is captured under state word w (capture on, level within
  * profiler_level, domain filter); *ok / *gen cache the filter answer per config generation
  * (initialise *ok to 2, "unknown").  Observes a generation change. */

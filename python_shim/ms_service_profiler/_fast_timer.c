@@ -60,15 +60,8 @@ static PyObject *timer_vectorcall(PyObject *op, PyObject *const *args, size_t na
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     if (self->handler != NULL)
         return fast_handler_call(self->func, self->handler, self->on_error, args, nargsf, kwnames);
-    if (w & 2u) {
-        uint64_t gen = w >> 32;
-        if (self->dom_gen != gen || self->dom_ok > 1) {
-            self->dom_ok = fast_is_enabled ? (uint32_t)fast_is_enabled(self->level, self->domain) : 0u;
-            self->dom_gen = gen;
-        }
-        if (!self->dom_ok)
-            return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
-    }
+    if (!fast_domain_ok(w, self->level, self->domain, &self->dom_ok, &self->dom_gen))
+        return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     uint64_t t0 = fast_now_ns();
     PyObject *res = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     uint64_t t1 = fast_now_ns();
