@@ -68,7 +68,7 @@ pub struct Model {
 impl Model {
     /// Build from the merged partial.
     pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial) -> Model {
-        let map = RidMap::build(p.requests.iter().filter(|(_, a)| a.api).map(|(k, _)| k), &p.links, p.requests.keys().chain(p.flows.keys()));
+        let map = RidMap::build(p.requests.iter().filter(|(_, a)| a.api).map(|(k, _)| k), &p.links);
         // Fold mapped ids into their API id in place (no second map of every request).
         let mut merged = p.requests;
         let mut moved: Vec<String> = merged.keys().filter(|k| map.resolve(k) != k.as_str()).cloned().collect();
@@ -108,8 +108,15 @@ impl Model {
             v.sort_by(|a, b| (a.ts, a.pid, a.tid).cmp(&(b.ts, b.pid, b.tid)));
         }
         flows.sort_by(|a, b| (a.1[0].ts, &a.0).cmp(&(b.1[0].ts, &b.0)));
-        let fw: Vec<(usize, i64, i64)> = forwards.iter().map(|f| (f.proc, f.start, f.end)).collect();
-        let bt: Vec<Option<(usize, i64, i64)>> = batches.iter().map(|b| b.name.is_exec().then_some((b.proc as usize, b.start, b.end))).collect();
+        // The rows device time is attributed to (none to attribute: no copies of every row).
+        let (fw, bt): (Vec<(usize, i64, i64)>, Vec<Option<(usize, i64, i64)>>) = if p.device.has_activity() {
+            (
+                forwards.iter().map(|f| (f.proc, f.start, f.end)).collect(),
+                batches.iter().map(|b| b.name.is_exec().then_some((b.proc as usize, b.start, b.end))).collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let device = DeviceModel::build(p.device, &fw, &bt, |i| procs[i].trace_pid);
         Model {
             procs,

@@ -12,7 +12,7 @@ use crate::parse::model::event::Event;
 use crate::parse::model::forward::FwdRow;
 use crate::parse::model::kv::{is_kv, KvRow};
 use crate::parse::model::names::Names;
-use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
+use crate::parse::model::partial::{FlowPt, Partial, QueueName, QueueSample, SpanRow};
 use crate::parse::model::process::ProcInfo;
 use crate::parse::model::request::{IterEnd, ReqAcc};
 use crate::parse::model::spill::{SpillRef, SpillWriter};
@@ -164,7 +164,7 @@ impl<'a> Collector<'a> {
                 if let Some(free) = k.device_block() {
                     res = res.and(t.counter(&format!("{}{dp}", ev.domain), ev.domain, ev.start, &[("Device Block", free)]));
                 }
-                if let Some(r) = k.rate {
+                if let Some(r) = k.rate.get() {
                     res = res.and(t.counter(&format!("KV Usage{dp}"), ev.domain, ev.start, &[("Usage Percent", r * 100.0)]));
                 }
             }
@@ -228,8 +228,8 @@ impl<'a> Collector<'a> {
             }
             "Enqueue" | "Dequeue" => {
                 let q = ev.str("scope#QueueName").unwrap_or("");
-                if let Some(size) = ev.num("QueueSize=") {
-                    self.part.queue.push(QueueSample { proc, ts: s, queue: self.names.get(q), size });
+                if let (Some(size), Some(queue)) = (ev.num("QueueSize="), QueueName::of(q)) {
+                    self.part.queue.push(QueueSample { ts: s, size, proc: proc as u32, queue });
                 }
                 let enq = ev.name == "Enqueue";
                 let waiting = q == "WAITING";

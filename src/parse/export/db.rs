@@ -288,12 +288,12 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             ins.execute(params![
                 &*k.name,
                 time::datetime(k.ts, p.offset_s),
-                k.total,
-                k.used,
-                k.free,
-                k.allocated,
-                k.freed,
-                k.rate,
+                k.total.get(),
+                k.used.get(),
+                k.free.get(),
+                k.allocated.get(),
+                k.freed.get(),
+                k.rate.get(),
                 p.trace_pid.to_string(),
                 p.dp_rank
             ])?;
@@ -308,7 +308,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
     )?;
     {
         let rows = super::request_status::rows(m);
-        let t0 = rows.first().map(|r| r.1).unwrap_or(0);
+        let t0 = m.queue.first().map(|q| q.ts).unwrap_or(0);
         let mut ins = c.prepare("INSERT INTO request_status VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")?;
         for (p, ts, w, r, s) in rows {
             let pi = &m.procs[p];

@@ -34,11 +34,11 @@ pub fn cells(m: &Model, f: &FwdRow) -> [String; 14] {
         time::datetime(f.start, p.offset_s),
         time::datetime(f.end, p.offset_s),
         ms3(f.end - f.start),
-        f.bubble.map(ms2).unwrap_or_default(),
-        f.batch_size.map(float).unwrap_or_default(),
+        f.bubble.map(|b| ms2(b.get())).unwrap_or_default(),
+        f.batch_size.get().map(float).unwrap_or_default(),
         f.batch_type.as_deref().unwrap_or_default().to_string(),
         f.iter.to_string(),
-        f.dp_rank.clone().or_else(|| p.dp_rank.map(|d| d.to_string())).unwrap_or_default(),
+        f.dp_rank.as_deref().map(str::to_string).or_else(|| p.dp_rank.map(|d| d.to_string())).unwrap_or_default(),
         p.prof_id.clone(),
         p.hostname.clone(),
         ms3(f.start),
@@ -60,11 +60,11 @@ fn row(c: &mut Csv, m: &Model, f: &FwdRow, df: &mut time::DateFmt) {
     c.cell_raw(|o| ms3_into(o, f.end - f.start));
     c.cell_raw(|o| {
         if let Some(b) = f.bubble {
-            ms2(o, b)
+            ms2(o, b.get())
         }
     });
     c.cell_raw(|o| {
-        if let Some(b) = f.batch_size {
+        if let Some(b) = f.batch_size.get() {
             float_into(o, b)
         }
     });

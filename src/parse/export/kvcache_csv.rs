@@ -12,7 +12,16 @@ pub const COLUMNS: [&str; 8] = ["name", "start_time", "total_blocks", "used_bloc
 
 /// The cells of one row.
 pub fn cells(m: &Model, k: &KvRow) -> [String; 8] {
-    [k.name.to_string(), time::datetime(k.ts, m.procs[k.proc].offset_s), opt(k.total), opt(k.used), opt(k.free), opt(k.allocated), opt(k.freed), opt(k.rate)]
+    [
+        k.name.to_string(),
+        time::datetime(k.ts, m.procs[k.proc].offset_s),
+        opt(k.total.get()),
+        opt(k.used.get()),
+        opt(k.free.get()),
+        opt(k.allocated.get()),
+        opt(k.freed.get()),
+        opt(k.rate.get()),
+    ]
 }
 
 /// Write `kvcache.csv`. Returns whether it was written.
@@ -27,7 +36,7 @@ pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
         c.cell_raw(|o| df.write(o, k.ts, m.procs[k.proc].offset_s));
         for x in [k.total, k.used, k.free, k.allocated, k.freed, k.rate] {
             c.cell_raw(|o| {
-                if let Some(x) = x {
+                if let Some(x) = x.get() {
                     num_into(o, x)
                 }
             });

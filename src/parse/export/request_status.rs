@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::csv::{ms3_into, num_into, Csv};
 use crate::parse::build::Model;
+use crate::parse::model::partial::QueueName;
 use crate::parse::time;
 
 /// Column names, in order.
@@ -14,30 +15,26 @@ pub const COLUMNS: [&str; 8] = ["hostuid", "pid", "start_datetime", "relative_ti
 /// One row: (process index, ts ns, waiting, running, swapped).
 pub type StatusRow = (usize, i64, f64, f64, f64);
 
-/// The rows, forward-filled per process.
-pub fn rows(m: &Model) -> Vec<StatusRow> {
-    let mut state: HashMap<usize, (f64, f64, f64)> = HashMap::new();
-    let mut out = Vec::with_capacity(m.queue.len());
-    for q in &m.queue {
+/// The rows, forward-filled per process (streamed: one row per queue sample).
+pub fn rows(m: &Model) -> impl Iterator<Item = StatusRow> + '_ {
+    let mut state: HashMap<u32, (f64, f64, f64)> = HashMap::new();
+    m.queue.iter().map(move |q| {
         let s = state.entry(q.proc).or_default();
-        match &*q.queue {
-            "WAITING" => s.0 = q.size,
-            "RUNNING" => s.1 = q.size,
-            "SWAPPED" => s.2 = q.size,
-            _ => continue,
+        match q.queue {
+            QueueName::Waiting => s.0 = q.size,
+            QueueName::Running => s.1 = q.size,
+            QueueName::Swapped => s.2 = q.size,
         }
-        out.push((q.proc, q.ts, s.0, s.1, s.2));
-    }
-    out
+        (q.proc as usize, q.ts, s.0, s.1, s.2)
+    })
 }
 
 /// Write `request_status.csv`. Returns whether it was written.
 pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
-    let rows = rows(m);
-    let Some(t0) = rows.first().map(|r| r.1) else { return Ok(false) };
+    let Some(t0) = m.queue.first().map(|q| q.ts) else { return Ok(false) };
     let mut c = Csv::create(&dir.join("request_status.csv"), &COLUMNS)?;
     let mut df = time::DateFmt::default();
-    for (p, ts, w, r, s) in rows {
+    for (p, ts, w, r, s) in rows(m) {
         let pi = &m.procs[p];
         c.cell(&pi.hostname);
         c.cell_raw(|o| o.extend_from_slice(itoa::Buffer::new().format(pi.pid).as_bytes()));

@@ -9,43 +9,42 @@ use crate::parse::model::stats::summary;
 /// Statistic columns.
 pub const STAT_COLUMNS: [&str; 7] = ["Metric", "Average", "Max", "Min", "P50", "P90", "P99"];
 
-fn stat_row(name: &str, v: Vec<f64>) -> Vec<String> {
-    let s = summary(v);
+fn stat_row(name: &str, s: [f64; 6]) -> Vec<String> {
     let mut r = vec![name.to_string()];
     r.extend(s.iter().map(|x| format!("{:.4}", (x * 1e4).round() / 1e4)));
     r
 }
 
-/// The request-summary rows (metric name, samples).
-pub fn request_rows(m: &Model) -> Vec<(&'static str, Vec<f64>)> {
+/// The request-summary rows (metric name, statistics). Each metric's samples are gathered and
+/// reduced before the next one's (the TPOT samples alone are one per generated token).
+pub fn request_rows(m: &Model) -> Vec<(&'static str, [f64; 6])> {
     let valid: Vec<_> = m.requests.iter().filter(|r| r.valid()).collect();
     let ms = |ns: i64| ns as f64 / 1e6;
-    let ttft: Vec<f64> = valid.iter().filter_map(|r| r.acc.ttft_ns()).map(ms).collect();
-    let tpot: Vec<f64> = valid.iter().flat_map(|r| r.acc.tpot_samples()).map(ms).collect();
-    let total: Vec<f64> = valid.iter().filter_map(|r| Some(ms(r.acc.http_res_end().or(r.acc.end())? - r.acc.http_req()?))).collect();
+    let mut rows = Vec::with_capacity(7);
+    rows.push(("first_token_latency (ms)", summary(valid.iter().filter_map(|r| r.acc.ttft_ns()).map(ms).collect())));
+    rows.push(("subsequent_token_latency (ms)", summary(valid.iter().flat_map(|r| r.acc.tpot_samples()).map(ms).collect())));
+    rows.push(("total_time (ms)", summary(valid.iter().filter_map(|r| Some(ms(r.acc.http_res_end().or(r.acc.end())? - r.acc.http_req()?))).collect())));
     let exec: Vec<f64> = valid.iter().map(|r| ms(r.acc.exec_ns())).collect();
-    let wait: Vec<f64> = valid.iter().map(|r| ms(r.acc.queue_wait_ns().unwrap_or(0))).collect();
-    let input: Vec<f64> = valid.iter().map(|r| r.acc.recv_tokens().map(|f| f.v).unwrap_or(0.0)).collect();
-    let gen: Vec<f64> = valid.iter().map(|r| r.acc.reply().unwrap_or(0.0)).collect();
-    let mut rows = vec![("first_token_latency (ms)", ttft), ("subsequent_token_latency (ms)", tpot), ("total_time (ms)", total)];
     if exec.iter().any(|&x| x != 0.0) {
-        rows.push(("exec_time (ms)", exec));
+        rows.push(("exec_time (ms)", summary(exec)));
     }
-    rows.extend([("waiting_time (ms)", wait), ("input_token_num", input), ("generated_token_num", gen)]);
+    rows.push(("waiting_time (ms)", summary(valid.iter().map(|r| ms(r.acc.queue_wait_ns().unwrap_or(0))).collect())));
+    rows.push(("input_token_num", summary(valid.iter().map(|r| r.acc.recv_tokens().map(|f| f.v).unwrap_or(0.0)).collect())));
+    rows.push(("generated_token_num", summary(valid.iter().map(|r| r.acc.reply().unwrap_or(0.0)).collect())));
     rows
 }
 
-/// The batch-summary rows.
-pub fn batch_rows(m: &Model) -> Vec<(&'static str, Vec<f64>)> {
+/// The batch-summary rows (metric name, statistics).
+pub fn batch_rows(m: &Model) -> Vec<(&'static str, [f64; 6])> {
     let sched = m.batches.iter().filter(|b| b.name == m.sched_name);
     let prefill: Vec<f64> = sched.clone().filter(|b| b.pd_size.0 > 0).map(|b| b.pd_size.0 as f64).collect();
     let decode: Vec<f64> = sched.filter(|b| b.pd_size.1 > 0).map(|b| b.pd_size.1 as f64).collect();
     let exec = |ty: &str| -> Vec<f64> { m.batches.iter().filter(|b| b.name == "modelExec" && b.batch_type() == ty).map(|b| b.dur() as f64 / 1e6).collect() };
     let (pe, de) = (exec("Prefill"), exec("Decode"));
-    let mut rows = vec![("prefill_batch_num", prefill), ("decode_batch_num", decode)];
+    let mut rows = vec![("prefill_batch_num", summary(prefill)), ("decode_batch_num", summary(decode))];
     if pe.iter().chain(de.iter()).any(|&x| x != 0.0) {
-        rows.push(("prefill_exec_time (ms)", pe));
-        rows.push(("decode_exec_time (ms)", de));
+        rows.push(("prefill_exec_time (ms)", summary(pe)));
+        rows.push(("decode_exec_time (ms)", summary(de)));
     }
     rows
 }

@@ -118,6 +118,11 @@ pub struct DevicePartial {
 }
 
 impl DevicePartial {
+    /// Whether any kernel or communication op was recorded (markers attribute no time).
+    pub fn has_activity(&self) -> bool {
+        self.acts.iter().any(|a| a.kind != ActKind::Marker)
+    }
+
     /// Merge `o` into `self`.
     pub fn merge(&mut self, o: DevicePartial) {
         self.acts.extend(o.acts);

@@ -2,8 +2,10 @@
 
 use super::batch::KvCols;
 use super::event::Event;
+use super::opt_f64::OptF64;
 
-/// One kvcache.csv row; absent values are `None` (empty cells).
+/// One kvcache.csv row; absent values are empty cells (144 bytes with `Option<f64>` fields,
+/// 88 with [`OptF64`]).
 #[derive(Clone, Debug)]
 pub struct KvRow {
     /// Process index.
@@ -13,19 +15,19 @@ pub struct KvRow {
     /// Record name.
     pub name: std::sync::Arc<str>,
     /// `TotalBlocks=`.
-    pub total: Option<f64>,
+    pub total: OptF64,
     /// `FreeBlocksAfter=`, else `FreeBlocks=`.
-    pub free: Option<f64>,
+    pub free: OptF64,
     /// total − free, else `UsedBlocks=`.
-    pub used: Option<f64>,
+    pub used: OptF64,
     /// Blocks allocated by this step.
-    pub allocated: Option<f64>,
+    pub allocated: OptF64,
     /// Blocks freed by this step.
-    pub freed: Option<f64>,
+    pub freed: OptF64,
     /// Usage 0–1: `UsagePercent=` (÷100 when > 1), else used / total.
-    pub rate: Option<f64>,
+    pub rate: OptF64,
     /// `deviceBlock=` (the free-block count of `Free` events).
-    pub device_block: Option<f64>,
+    pub device_block: OptF64,
 }
 
 /// Whether a record belongs in kvcache.csv.
@@ -53,23 +55,34 @@ impl KvRow {
             (Some(u), Some(t)) if t > 0.0 => Some(u / t),
             _ => None,
         });
-        KvRow { proc, ts: ev.start, name, total, free, used, allocated, freed, rate, device_block: ev.num("deviceBlock=") }
+        KvRow {
+            proc,
+            ts: ev.start,
+            name,
+            total: total.into(),
+            free: free.into(),
+            used: used.into(),
+            allocated: allocated.into(),
+            freed: freed.into(),
+            rate: rate.into(),
+            device_block: ev.num("deviceBlock=").into(),
+        }
     }
 
     /// The columns copied onto a batch row (missing = 0).
     pub fn cols(&self) -> KvCols {
         KvCols {
-            total: self.total.unwrap_or(0.0),
-            used: self.used.unwrap_or(0.0),
-            free: self.free.unwrap_or(0.0),
-            allocated: self.allocated.unwrap_or(0.0),
-            freed: self.freed.unwrap_or(0.0),
-            rate: self.rate.unwrap_or(0.0),
+            total: self.total.get().unwrap_or(0.0),
+            used: self.used.get().unwrap_or(0.0),
+            free: self.free.get().unwrap_or(0.0),
+            allocated: self.allocated.get().unwrap_or(0.0),
+            freed: self.freed.get().unwrap_or(0.0),
+            rate: self.rate.get().unwrap_or(0.0),
         }
     }
 
     /// The free-block count for the trace's `Device Block` counter.
     pub fn device_block(&self) -> Option<f64> {
-        self.free.or(self.device_block)
+        self.free.get().or(self.device_block.get())
     }
 }

@@ -12,6 +12,7 @@ pub mod iter_ends;
 pub mod kv;
 pub mod names;
 pub mod ns;
+pub mod opt_f64;
 pub mod partial;
 pub mod process;
 pub mod request;

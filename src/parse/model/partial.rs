@@ -33,17 +33,41 @@ pub struct SpanRow {
     pub end: i64,
 }
 
-/// A queue-size sample (`Enqueue`/`Dequeue` with `QueueSize=` and `scope#QueueName`).
+/// A queue-size sample (`Enqueue`/`Dequeue` with `QueueSize=` and `scope#QueueName`) of one of
+/// the queues `request_status.csv` has a column for (24 bytes; one per queue event).
 #[derive(Clone, Debug)]
 pub struct QueueSample {
-    /// Process index.
-    pub proc: usize,
     /// Epoch ns.
     pub ts: i64,
-    /// `WAITING`, `RUNNING`, …
-    pub queue: std::sync::Arc<str>,
     /// Size after the change.
     pub size: f64,
+    /// Process index.
+    pub proc: u32,
+    /// Which queue.
+    pub queue: QueueName,
+}
+
+/// The queues of `request_status.csv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueName {
+    /// `WAITING`.
+    Waiting,
+    /// `RUNNING`.
+    Running,
+    /// `SWAPPED`.
+    Swapped,
+}
+
+impl QueueName {
+    /// From a `scope#QueueName` value; `None` for a queue without a column.
+    pub fn of(s: &str) -> Option<QueueName> {
+        match s {
+            "WAITING" => Some(QueueName::Waiting),
+            "RUNNING" => Some(QueueName::Running),
+            "SWAPPED" => Some(QueueName::Swapped),
+            _ => None,
+        }
+    }
 }
 
 /// The result of reading one process (or several, merged).

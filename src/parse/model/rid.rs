@@ -266,42 +266,45 @@ pub fn strip_internal_suffix(rid: &str) -> Option<&str> {
     (tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_hexdigit()) && !base.is_empty()).then_some(base)
 }
 
-/// The id mapping: engine-internal ids and link targets → the API request id.
+/// The id mapping: engine-internal ids and link targets → the API request id. It keeps the
+/// links and the set of API ids; an `X-<8 hex>` id is mapped to `X` when it is looked up (a
+/// table of every engine id would hold two strings per request).
 #[derive(Clone, Debug, Default)]
 pub struct RidMap {
-    map: rustc_hash::FxHashMap<String, String>,
+    links: rustc_hash::FxHashMap<String, String>,
+    api: rustc_hash::FxHashSet<Box<str>>,
 }
 
 impl RidMap {
     /// Build from the ids seen on `httpReq`/`tokenize` and the links (`from` → `to`, where `from`
-    /// is the API-side id): `to` maps to `from`; any `X-<8 hex>` maps to `X` when `X` is an API id.
-    pub fn build<'a>(api_ids: impl Iterator<Item = &'a String> + Clone, links: &[(String, String)], all_ids: impl Iterator<Item = &'a String>) -> RidMap {
-        let api: std::collections::HashSet<&String> = api_ids.collect();
+    /// is the API-side id): `to` maps to `from`; any `X-<8 hex>` maps to `X` when `X` is an API id
+    /// (and the id itself is neither an API id nor a link target).
+    pub fn build<'a>(api_ids: impl Iterator<Item = &'a String>, links: &[(String, String)]) -> RidMap {
         let mut map = rustc_hash::FxHashMap::default();
         for (from, to) in links {
             if from != to {
                 map.insert(to.clone(), from.clone());
             }
         }
-        for id in all_ids {
-            if api.contains(id) || map.contains_key(id) {
-                continue;
-            }
-            if let Some(base) = strip_internal_suffix(id) {
-                if api.contains(&base.to_string()) {
-                    map.insert(id.clone(), base.to_string());
-                }
-            }
-        }
-        RidMap { map }
+        RidMap { links: map, api: api_ids.map(|s| Box::from(s.as_str())).collect() }
     }
 
     /// The API id for `rid` (links followed transitively, at most 8 hops), or `rid` itself.
     pub fn resolve<'a>(&'a self, rid: &'a str) -> &'a str {
         let mut cur = rid;
         for _ in 0..8 {
-            match self.map.get(cur) {
-                Some(n) if n != cur => cur = n,
+            if let Some(n) = (!self.links.is_empty()).then(|| self.links.get(cur)).flatten() {
+                if n == cur {
+                    break;
+                }
+                cur = n;
+                continue;
+            }
+            if self.api.contains(cur) {
+                break;
+            }
+            match strip_internal_suffix(cur) {
+                Some(base) if self.api.contains(base) => cur = base,
                 _ => break,
             }
         }
@@ -345,8 +348,7 @@ mod tests {
         assert_eq!(strip_internal_suffix("cmpl-1-0-deadbeef"), Some("cmpl-1-0"));
         assert_eq!(strip_internal_suffix("cmpl-1"), None);
         let api = ["a".to_string()];
-        let all = ["a-0123abcd".to_string(), "b-0123abcd".to_string(), "e1".to_string()];
-        let m = RidMap::build(api.iter(), &[("a".into(), "e1".into())], all.iter());
+        let m = RidMap::build(api.iter(), &[("a".into(), "e1".into())]);
         let r = Rids::from_value(&json!([{"rid": "a-0123abcd", "iter": 0, "type": 0, "num_scheduled_tokens": 7.5}, {"rid": "q\"", "iter": 1}]));
         let mut s = String::new();
         Rids::write_json(&mut s, &r.entries, true, &m);
@@ -358,5 +360,12 @@ mod tests {
         assert_eq!(m.resolve("a-0123abcd"), "a");
         assert_eq!(m.resolve("b-0123abcd"), "b-0123abcd");
         assert_eq!(m.resolve("e1"), "a");
+        // An API id of the `X-<8 hex>` shape is itself; a suffixed link target follows the link.
+        let api = ["a".to_string(), "c-0123abcd".to_string(), "d".to_string()];
+        let m = RidMap::build(api.iter(), &[("d".into(), "c".into())]);
+        assert_eq!(m.resolve("c-0123abcd"), "c-0123abcd");
+        assert_eq!(m.resolve("c-0123abcd-89abcdef"), "c-0123abcd");
+        assert_eq!(m.resolve("c"), "d");
+        assert_eq!(m.resolve("zz"), "zz");
     }
 }
