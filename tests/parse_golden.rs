@@ -162,9 +162,15 @@ fn check_trace(path: &std::path::Path) {
     assert_eq!(me["args"]["batch_size"], 2.0);
     assert_eq!(me["args"]["batch_type"], "Prefill");
     assert!(me["args"]["start_datetime"].as_str().unwrap().ends_with("+00:00"));
-    // One flow per request crossing the three processes, starting at httpReq, ending with bp=e.
-    let flow: Vec<&serde_json::Value> = evs.iter().filter(|e| e["name"] == "flow_cmpl-a").collect();
+    // One flow per request crossing the three processes, starting at httpReq, ending with bp=e
+    // (flow points are written part by part, not in time order: viewers sort by ts).
+    let mut flow: Vec<&serde_json::Value> = evs.iter().filter(|e| e["name"] == "flow_cmpl-a").collect();
+    flow.sort_by(|a, b| a["ts"].as_f64().unwrap().total_cmp(&b["ts"].as_f64().unwrap()));
+    let phases: Vec<&str> = flow.iter().map(|e| e["ph"].as_str().unwrap()).collect();
+    assert_eq!(phases.iter().filter(|p| **p == "s").count(), 1, "{phases:?}");
+    assert_eq!(phases.iter().filter(|p| **p == "f").count(), 1, "{phases:?}");
     assert_eq!(flow.first().unwrap()["ph"], "s");
+    assert_eq!(flow.first().unwrap()["ts"], evs.iter().find(|e| e["name"] == "httpReq" && e["args"]["rid"] == "cmpl-a").unwrap()["ts"]);
     assert_eq!(flow.last().unwrap()["ph"], "f");
     assert_eq!(flow.last().unwrap()["bp"], "e");
     let pids: std::collections::HashSet<u64> = flow.iter().map(|e| e["pid"].as_u64().unwrap()).collect();

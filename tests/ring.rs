@@ -111,7 +111,10 @@ fn long_capture_rolls_over_segments() {
     let c = |k| ring.counters().get(k).load(std::sync::atomic::Ordering::Relaxed);
     // A writer that outruns the background spare drops (and counts) rather than waits.
     assert_eq!(ok + c(Counter::Dropped), threads as u64 * n);
-    assert!(c(Counter::Segments) >= 8, "{} segments", c(Counter::Segments));
+    // 2 M records fill 8+ segments; records dropped while the spare was being made (a loaded
+    // machine) are not written, so fewer segments then, but always more than one.
+    let segs = c(Counter::Segments);
+    assert!(segs >= 2 && (c(Counter::Dropped) > 0 || segs >= 8), "{segs} segments, {} dropped", c(Counter::Dropped));
     let (seqs, r) = recovered(tmp.path(), threads);
     assert_eq!(r.records, ok);
     assert_eq!(ms_service_profiler::reader::discover(tmp.path())[0].segments.len() as u64, c(Counter::Segments));

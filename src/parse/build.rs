@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use crate::parse::export::trace::ThreadInfo;
 use crate::parse::model::batch::{self, BatchRow};
 use crate::parse::model::device::DeviceModel;
+use crate::parse::model::flows::Flows;
 use crate::parse::model::forward::{self, FwdRow};
 use crate::parse::model::kv::KvRow;
-use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
+use crate::parse::model::partial::{Partial, QueueSample, SpanRow};
 use crate::parse::model::process::{ProcInfo, Role};
 use crate::parse::model::request::ReqAcc;
 use crate::parse::model::rid::{is_request_id, RidMap};
@@ -55,8 +56,8 @@ pub struct Model {
     pub spans: Vec<SpanRow>,
     /// Queue samples in time order.
     pub queue: Vec<QueueSample>,
-    /// Flow points by mapped rid, each in time order.
-    pub flows: Vec<(String, Vec<FlowPt>)>,
+    /// Request flows (points spilled to disk, sums by mapped rid).
+    pub flows: Flows,
     /// Span names and counts.
     pub span_names: HashMap<String, u64>,
     /// Device data joined and attributed (see [`crate::parse::model::device`]).
@@ -66,23 +67,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Build from the merged partial.
-    pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial) -> Model {
-        let map = RidMap::build(p.requests.iter().filter(|(_, a)| a.api).map(|(k, _)| k), &p.links);
-        // Fold mapped ids into their API id in place (no second map of every request).
-        let mut merged = p.requests;
-        let mut moved: Vec<String> = merged.keys().filter(|k| map.resolve(k) != k.as_str()).cloned().collect();
-        moved.sort();
-        for k in moved {
-            let Some(v) = merged.remove(&k) else { continue };
-            let to = map.resolve(&k).to_string();
-            match merged.get_mut(&to) {
-                Some(a) => a.merge(*v),
-                None => {
-                    merged.insert(to, v);
-                }
-            }
-        }
+    /// Build from the merged partial, whose requests are keyed by the ids `map` resolves to
+    /// (see [`Partial::merge`]).
+    pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial, map: RidMap) -> Model {
+        let merged = p.requests;
         let mut requests: Vec<RequestRow> = Vec::with_capacity(merged.len());
         requests.extend(merged.into_iter().filter(|(k, _)| is_request_id(k)).map(|(rid, acc)| RequestRow { rid, acc }));
         requests.sort_by(|a, b| {
@@ -99,24 +87,12 @@ impl Model {
         spans.sort_by(|a, b| (a.start, a.proc).cmp(&(b.start, b.proc)));
         let mut queue = p.queue;
         queue.sort_by(|a, b| (a.ts, a.proc).cmp(&(b.ts, b.proc)));
-        let mut fl: HashMap<String, Vec<FlowPt>> = HashMap::new();
-        for (k, v) in p.flows {
-            fl.entry(map.resolve(&k).to_string()).or_default().extend(v);
-        }
-        let mut flows: Vec<(String, Vec<FlowPt>)> = fl.into_iter().collect();
-        for (_, v) in flows.iter_mut() {
-            v.sort_by(|a, b| (a.ts, a.pid, a.tid).cmp(&(b.ts, b.pid, b.tid)));
-        }
-        flows.sort_by(|a, b| (a.1[0].ts, &a.0).cmp(&(b.1[0].ts, &b.0)));
+        let flows = Flows::build(p.flows, &map);
         // The rows device time is attributed to (none to attribute: no copies of every row).
-        let (fw, bt): (Vec<(usize, i64, i64)>, Vec<Option<(usize, i64, i64)>>) = if p.device.has_activity() {
-            (
-                forwards.iter().map(|f| (f.proc, f.start, f.end)).collect(),
-                batches.iter().map(|b| b.name.is_exec().then_some((b.proc as usize, b.start, b.end))).collect(),
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let dev = p.device.has_activity();
+        let fw: Vec<(usize, i64, i64)> = if dev { forwards.iter().map(|f| (f.proc, f.start, f.end)).collect() } else { Vec::new() };
+        let bt: Vec<Option<(usize, i64, i64)>> =
+            if dev { batches.iter().map(|b| b.name.is_exec().then_some((b.proc as usize, b.start, b.end))).collect() } else { Vec::new() };
         let device = DeviceModel::build(p.device, &fw, &bt, |i| procs[i].trace_pid);
         Model {
             procs,

@@ -9,10 +9,11 @@ use crate::parse::model::attrs::AttrCache;
 use crate::parse::model::batch::BatchRow;
 use crate::parse::model::batch_name::BatchName;
 use crate::parse::model::event::Event;
+use crate::parse::model::flows::FlowWriter;
 use crate::parse::model::forward::FwdRow;
 use crate::parse::model::kv::{is_kv, KvRow};
 use crate::parse::model::names::Names;
-use crate::parse::model::partial::{FlowPt, Partial, QueueName, QueueSample, SpanRow};
+use crate::parse::model::partial::{Partial, QueueName, QueueSample, SpanRow};
 use crate::parse::model::process::ProcInfo;
 use crate::parse::model::request::{IterEnd, ReqAcc};
 use crate::parse::model::spill::{SpillRef, SpillWriter};
@@ -51,8 +52,8 @@ pub struct Collector<'a> {
     trace: Option<TraceOut>,
     domains: u8,
     io_error: Option<String>,
-    /// Collect flow points (for chrome_tracing.json and profiler.db).
-    pub flows: bool,
+    /// The flow-point spill (for chrome_tracing.json and profiler.db), when they are written.
+    flows: Option<FlowWriter>,
     last_entries: Option<std::sync::Arc<Vec<crate::parse::model::rid::RidEntry>>>,
     cache: AttrCache,
     spill: Option<SpillWriter>,
@@ -71,7 +72,7 @@ impl<'a> Collector<'a> {
             trace,
             domains: 0,
             io_error: None,
-            flows: true,
+            flows: None,
             last_entries: None,
             cache: AttrCache::default(),
             spill: None,
@@ -135,18 +136,13 @@ impl<'a> Collector<'a> {
             let mut res = Ok(());
             if is_sliced(ev.domain) {
                 match t.slice(ev, batch.then(|| (ev.rids.entries.len() as f64, batch_type.as_ref()))) {
-                    Ok(tid) if self.flows => {
-                        for e in ev.rids.entries.iter() {
-                            let pt = FlowPt { ts: ev.start, pid: self.info.trace_pid, tid };
-                            match self.part.flows.get_mut(e.rid.as_str()) {
-                                Some(v) => v.push(pt),
-                                None => {
-                                    self.part.flows.insert(e.rid.clone(), vec![pt]);
-                                }
+                    Ok(tid) => {
+                        if let Some(fw) = self.flows.as_mut() {
+                            for e in ev.rids.entries.iter() {
+                                res = res.and(fw.point(&e.rid, ev.start, tid));
                             }
                         }
                     }
-                    Ok(_) => {}
                     Err(e) => res = Err(e),
                 }
             }
@@ -317,6 +313,13 @@ impl<'a> Collector<'a> {
             }
             None => None,
         };
+        match self.flows.take().map(FlowWriter::finish) {
+            Some(Ok(f)) => self.part.flows.push(f),
+            Some(Err(e)) => {
+                self.io_error.get_or_insert(format!("flow spill: {e}"));
+            }
+            None => {}
+        }
         ProcResult {
             spill,
             partial: self.part,
@@ -333,18 +336,24 @@ impl<'a> Collector<'a> {
 }
 
 /// Read one process (or one part of it) end to end. `progress` counts records as they are read;
-/// `spill` (path, part number) sends batch request lists to a spill file.
+/// `spill` (path, part number) sends batch request lists to a spill file, `flows` (a path)
+/// the request flow points (only drawn with a trace writer).
 pub fn read_process(
     p: &Process,
     info: &ProcInfo,
     spans: &FxHashSet<String>,
     trace: Option<TraceOut>,
-    flows: bool,
+    flows: Option<std::path::PathBuf>,
     spill: Option<(std::path::PathBuf, u32)>,
     progress: &AtomicU64,
 ) -> ProcResult {
     let mut c = Collector::new(info, spans, trace);
-    c.flows = flows;
+    if let Some(path) = flows.filter(|_| c.trace.is_some()) {
+        match FlowWriter::create(&path, info.trace_pid) {
+            Ok(w) => c.flows = Some(w),
+            Err(e) => c.io_error = Some(format!("flow spill: {e}")),
+        }
+    }
     if let Some((path, part)) = spill {
         match SpillWriter::create(&path, part) {
             Ok(w) => c.spill = Some(w),

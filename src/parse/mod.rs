@@ -237,6 +237,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             .enumerate()
             .map(|(w, (i, k, p))| {
                 let spill = Some((opts.output.join(format!(".batches.{w}.spill")), w as u32));
+                let flow_spill = flows.then(|| opts.output.join(format!(".flows.{w}.spill")));
                 let info = &infos[*i];
                 let frag = want(Format::Json).then(|| opts.output.join(format!(".chrome_tracing.{}.{}.part", info.index, k)));
                 let pf = want(Format::Perfetto).then(|| opts.output.join(format!(".trace.{}.{}.part", info.index, k)));
@@ -245,7 +246,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     match TraceOut::new(info.trace_pid, info.offset_s, frag, dbp, pf) {
                         Ok(t) => Some(t),
                         Err(e) => {
-                            let mut r = read_process(p, info, &spans, None, false, None, &count);
+                            let mut r = read_process(p, info, &spans, None, None, None, &count);
                             r.io_error = Some(e.to_string());
                             return (*i, *k, r);
                         }
@@ -253,7 +254,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                 } else {
                     None
                 };
-                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, &spans, trace, flows, spill, &count)));
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, &spans, trace, flow_spill, spill, &count)));
                 let mut r = read.unwrap_or_else(|e| {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();
@@ -294,6 +295,11 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         let _ = b.join();
     }
     let mut partial = Partial::for_merging(results.iter().map(|r| &r.2.partial));
+    // The id map first (API ids and links of every part), so that merging folds engine ids
+    // into their API ids at once.
+    let links: Vec<(String, String)> = results.iter().flat_map(|r| r.2.partial.links.iter().cloned()).collect();
+    let map = model::rid::RidMap::build(results.iter().flat_map(|r| r.2.partial.requests.iter().filter(|(_, a)| a.api).map(|(k, _)| k)), &links);
+    drop(links);
     let mut domains = vec![0u8; infos.len()];
     let mut threads: Vec<Vec<export::trace::ThreadInfo>> = vec![Vec::new(); infos.len()];
     let mut fragments = Vec::new();
@@ -306,6 +312,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         if let Some(e) = r.io_error {
             for w in 0..n_parts {
                 let _ = std::fs::remove_file(opts.output.join(format!(".batches.{w}.spill")));
+                let _ = std::fs::remove_file(opts.output.join(format!(".flows.{w}.spill")));
             }
             return Err(Error::Io(format!("writing trace output: {e}")));
         }
@@ -326,7 +333,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                 counters[i].push(c);
             }
         }
-        partial.merge(r.partial);
+        partial.merge(r.partial, &map);
         trim::release_free_heap();
     }
     for t in threads.iter_mut() {
@@ -337,9 +344,15 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     summary.records = summary.report.records;
     summary.processes = infos.len();
     summary.hosts = infos.iter().map(|p| p.hostname.as_str()).collect::<HashSet<_>>().len();
-    let mut m = Model::build(infos, roles, threads, partial);
+    let mut m = Model::build(infos, roles, threads, partial, map);
     trim::release_free_heap();
-    m.spill = model::spill::SpillStore::open(spills).map_err(io("reading the batch spill files"))?;
+    m.spill = match model::spill::SpillStore::open(spills) {
+        Ok(s) => s,
+        Err(e) => {
+            m.flows.remove();
+            return Err(io("reading the batch spill files")(e));
+        }
+    };
     summary.requests = m.requests.len();
     summary.device = m.device.summary_line();
     // Timelines of other profilers (torch profiler, msprof): more trace fragments and slices.
@@ -399,6 +412,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     };
     let (j, (c, rest)) = pool.install(|| rayon::join(json_part, || rayon::join(csv_part, || rest_part(db))));
     std::mem::take(&mut m.spill).remove();
+    m.flows.remove();
     for (name, r) in j.into_iter().chain(c).chain(rest) {
         if r? {
             summary.outputs.push(name);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::parse::build::Model;
+use crate::parse::model::partial::FlowPt;
 use crate::parse::model::process::Role;
 use crate::parse::time;
 
@@ -26,6 +27,44 @@ pub fn flow_phase(k: usize, n: usize) -> &'static str {
     } else {
         "t"
     }
+}
+
+/// `s` as a JSON string (copied as it is when nothing needs escaping).
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// One flow event into `line` (cleared first): name `flow_<rid>`, id and cat `rid`, `bp:"e"`
+/// except on `s`.
+fn flow_line(line: &mut Vec<u8>, rid: &str, ph: &str, p: &FlowPt) {
+    line.clear();
+    line.extend_from_slice(b"{\"name\":");
+    let name_at = line.len();
+    json_str(line, rid);
+    // `"flow_` + the escaped rid + `"`: the rid's JSON text with the prefix inserted.
+    line.splice(name_at + 1..name_at + 1, b"flow_".iter().copied());
+    line.extend_from_slice(b",\"ph\":\"");
+    line.extend_from_slice(ph.as_bytes());
+    line.extend_from_slice(b"\",\"id\":");
+    json_str(line, rid);
+    line.extend_from_slice(b",\"cat\":");
+    json_str(line, rid);
+    line.extend_from_slice(b",\"pid\":");
+    line.extend_from_slice(itoa::Buffer::new().format(p.pid).as_bytes());
+    line.extend_from_slice(b",\"tid\":");
+    line.extend_from_slice(itoa::Buffer::new().format(p.tid).as_bytes());
+    line.extend_from_slice(b",\"ts\":");
+    time::us_text_into(line, p.ts);
+    if ph != "s" {
+        line.extend_from_slice(b",\"bp\":\"e\"");
+    }
+    line.push(b'}');
 }
 
 /// Process order: host, then role (API server, EngineCore, worker, other), DP rank, pid.
@@ -75,39 +114,21 @@ pub fn write(m: &Model, dir: &Path, fragments: &[PathBuf]) -> std::io::Result<()
         }
         let _ = std::fs::remove_file(f);
     }
-    // One line per flow point, built in a reused buffer: `{"name":<flow_rid>,"ph":"<ph>` then
-    // `","id":<rid>,"cat":<rid>,"pid":` (fixed per request), pid, tid, ts and `bp`.
-    let (mut head, mut mid, mut line) = (Vec::new(), Vec::new(), Vec::with_capacity(256));
-    for (rid, pts) in m.flows.iter().chain(&m.device.flows) {
+    // One line per flow point, built in a reused buffer: the requests' flows streamed from
+    // their spill files, then the API→kernel flows of the device data.
+    let mut line = Vec::with_capacity(256);
+    m.flows.for_each(|rid, p, ph| {
+        sep(&mut w)?;
+        flow_line(&mut line, rid, ph, &p);
+        w.write_all(&line)
+    })?;
+    for (rid, pts) in &m.device.flows {
         if pts.len() < 2 {
             continue;
         }
-        head.clear();
-        head.extend_from_slice(b"{\"name\":");
-        serde_json::to_writer(&mut head, &format!("flow_{rid}"))?;
-        head.extend_from_slice(b",\"ph\":\"");
-        mid.clear();
-        mid.extend_from_slice(b"\",\"id\":");
-        serde_json::to_writer(&mut mid, rid)?;
-        mid.extend_from_slice(b",\"cat\":");
-        serde_json::to_writer(&mut mid, rid)?;
-        mid.extend_from_slice(b",\"pid\":");
         for (k, p) in pts.iter().enumerate() {
-            let ph = flow_phase(k, pts.len());
             sep(&mut w)?;
-            line.clear();
-            line.extend_from_slice(&head);
-            line.extend_from_slice(ph.as_bytes());
-            line.extend_from_slice(&mid);
-            line.extend_from_slice(itoa::Buffer::new().format(p.pid).as_bytes());
-            line.extend_from_slice(b",\"tid\":");
-            line.extend_from_slice(itoa::Buffer::new().format(p.tid).as_bytes());
-            line.extend_from_slice(b",\"ts\":");
-            time::us_text_into(&mut line, p.ts);
-            if ph != "s" {
-                line.extend_from_slice(b",\"bp\":\"e\"");
-            }
-            line.push(b'}');
+            flow_line(&mut line, rid, flow_phase(k, pts.len()), p);
             w.write_all(&line)?;
         }
     }

@@ -7,6 +7,7 @@ pub mod batch_name;
 pub mod device;
 pub mod event;
 pub mod fast_attrs;
+pub mod flows;
 pub mod forward;
 pub mod iter_ends;
 pub mod kv;

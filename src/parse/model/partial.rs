@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 
-use rustc_hash::FxHashMap;
-
 use super::batch::BatchRow;
 use super::forward::FwdRow;
 use super::kv::KvRow;
@@ -88,8 +86,8 @@ pub struct Partial {
     pub spans: Vec<SpanRow>,
     /// Queue samples.
     pub queue: Vec<QueueSample>,
-    /// Flow points by raw rid.
-    pub flows: FxHashMap<String, Vec<FlowPt>>,
+    /// Flow points, spilled per part (see [`super::flows`]), in reading order.
+    pub flows: Vec<super::flows::FlowPart>,
     /// Span names seen, with counts (all processes).
     pub span_names: HashMap<String, u64>,
     /// Device data (kernels, API calls, usage; see [`super::device`]).
@@ -111,14 +109,18 @@ impl Partial {
         }
     }
 
-    /// Merge `o` into `self`.
-    pub fn merge(&mut self, o: Partial) {
+    /// Merge `o` into `self`, folding each request id into the API request id `map` gives it
+    /// (engine-internal ids never reach the merged table).
+    pub fn merge(&mut self, o: Partial, map: &super::rid::RidMap) {
         for (k, v) in o.requests {
-            match self.requests.get_mut(&k) {
-                Some(a) => a.merge(*v),
-                None => {
-                    self.requests.insert(k, v);
-                }
+            let to = map.resolve(&k);
+            if let Some(a) = self.requests.get_mut(to) {
+                a.merge(*v);
+            } else if to == k.as_str() {
+                self.requests.insert(k, v);
+            } else {
+                let to = to.to_string();
+                self.requests.insert(to, v);
             }
         }
         self.links.extend(o.links);
@@ -127,9 +129,7 @@ impl Partial {
         self.forwards.extend(o.forwards);
         self.spans.extend(o.spans);
         self.queue.extend(o.queue);
-        for (k, v) in o.flows {
-            self.flows.entry(k).or_default().extend(v);
-        }
+        self.flows.extend(o.flows);
         for (k, v) in o.span_names {
             *self.span_names.entry(k).or_default() += v;
         }
