@@ -290,7 +290,12 @@ mod tests {
             }
             let flows = Flows::build(parts, &map);
             let mut got: Vec<(String, FlowPt, &str)> = Vec::new();
-            flows.for_each(|r, p, ph| Ok(got.push((r.to_string(), p, ph)))).unwrap();
+            flows
+                .for_each(|r, p, ph| {
+                    got.push((r.to_string(), p, ph));
+                    Ok(())
+                })
+                .unwrap();
             // Expected: per rid, the stable sort of its points.
             for r in &api {
                 let mut pts: Vec<(usize, FlowPt)> = all.iter().enumerate().filter(|(_, (k, _))| k == r).map(|(i, (_, p))| (i, *p)).collect();
