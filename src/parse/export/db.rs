@@ -404,15 +404,23 @@ fn cumulative(c: &Connection, table: &str, v: &[(i64, f64)], dt: &dyn Fn(i64) ->
     if v.is_empty() {
         return Ok(());
     }
-    let mut all: Vec<f64> = v.iter().map(|x| x.1).collect();
-    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let p50_all = percentile(&all, 0.5);
+    let cmp = |a: &f64, b: &f64| a.partial_cmp(b).unwrap();
+    let p50_all = {
+        let mut all: Vec<f64> = v.iter().map(|x| x.1).collect();
+        all.sort_unstable_by(cmp);
+        percentile(&all, 0.5)
+    };
     let step = v.len().div_ceil(100).max(1);
     let mut ins = c.prepare(&format!("INSERT INTO {table} VALUES (?1,?2,?3,?4,?5,?6)"))?;
+    // The values seen so far, sorted: one buffer grown at each of the ≤ 100 checkpoints (the
+    // decode-speed points are one per generated token). Sorted arrays of the same values are
+    // the same whatever the sort (only a −0 beside a +0 could swap), so are the figures.
+    let mut seen: Vec<f64> = Vec::with_capacity(v.len());
     for (i, (ts, _)) in v.iter().enumerate() {
         if (i + 1) % step == 0 || i + 1 == v.len() {
-            let mut seen: Vec<f64> = v[..=i].iter().map(|x| x.1).collect();
-            seen.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let from = seen.len();
+            seen.extend(v[from..=i].iter().map(|x| x.1));
+            seen.sort_unstable_by(cmp);
             let avg = seen.iter().sum::<f64>() / seen.len() as f64;
             ins.execute(params![dt(*ts), avg, percentile(&seen, 0.99), percentile(&seen, 0.9), percentile(&seen, 0.5), p50_all])?;
         }
