@@ -9,7 +9,7 @@ use crate::parse::model::device::DeviceModel;
 use crate::parse::model::flows::Flows;
 use crate::parse::model::forward::{self, FwdRow};
 use crate::parse::model::kv::KvRow;
-use crate::parse::model::partial::{Partial, QueueSample, SpanRow};
+use crate::parse::model::partial::{FlowPt, Partial, QueueSample, SpanRow};
 use crate::parse::model::process::{ProcInfo, Role};
 use crate::parse::model::request::ReqAcc;
 use crate::parse::model::rid::{is_request_id, RidMap};
@@ -67,6 +67,22 @@ pub struct Model {
 }
 
 impl Model {
+    /// Every flow point the trace and profiler.db draw, as (flow id, point, phase): the
+    /// requests' flows streamed from their spill files, then the API→kernel flows of the device
+    /// data; `io` converts a failure reading the spill files.
+    pub fn for_each_flow_point<E>(&self, mut f: impl FnMut(&str, FlowPt, &'static str) -> Result<(), E>, io: impl Fn(std::io::Error) -> E) -> Result<(), E> {
+        self.flows.for_each(&mut f, io)?;
+        for (rid, pts) in &self.device.flows {
+            if pts.len() < 2 {
+                continue;
+            }
+            for (k, p) in pts.iter().enumerate() {
+                f(rid, *p, crate::parse::export::chrome::flow_phase(k, pts.len()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Build from the merged partial, whose requests are keyed by the ids `map` resolves to
     /// (see [`Partial::merge`]).
     pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial, map: RidMap) -> Model {

@@ -231,7 +231,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         })
         .collect();
     let flows = want(Format::Json) || want(Format::Db);
-    let results: Vec<(usize, usize, ProcResult)> = pool.install(|| {
+    let mut results: Vec<(usize, usize, ProcResult)> = pool.install(|| {
         parts
             .par_iter()
             .enumerate()
@@ -297,7 +297,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     let mut partial = Partial::for_merging(results.iter().map(|r| &r.2.partial));
     // The id map first (API ids and links of every part), so that merging folds engine ids
     // into their API ids at once.
-    let links: Vec<(String, String)> = results.iter().flat_map(|r| r.2.partial.links.iter().cloned()).collect();
+    let links: Vec<(String, String)> = results.iter_mut().flat_map(|r| std::mem::take(&mut r.2.partial.links)).collect();
     let map = model::rid::RidMap::build(results.iter().flat_map(|r| r.2.partial.requests.iter().filter(|(_, a)| a.api).map(|(k, _)| k)), &links);
     drop(links);
     let mut domains = vec![0u8; infos.len()];

@@ -114,24 +114,16 @@ pub fn write(m: &Model, dir: &Path, fragments: &[PathBuf]) -> std::io::Result<()
         }
         let _ = std::fs::remove_file(f);
     }
-    // One line per flow point, built in a reused buffer: the requests' flows streamed from
-    // their spill files, then the API→kernel flows of the device data.
+    // One line per flow point, built in a reused buffer.
     let mut line = Vec::with_capacity(256);
-    m.flows.for_each(|rid, p, ph| {
-        sep(&mut w)?;
-        flow_line(&mut line, rid, ph, &p);
-        w.write_all(&line)
-    })?;
-    for (rid, pts) in &m.device.flows {
-        if pts.len() < 2 {
-            continue;
-        }
-        for (k, p) in pts.iter().enumerate() {
+    m.for_each_flow_point(
+        |rid, p, ph| {
             sep(&mut w)?;
-            flow_line(&mut line, rid, flow_phase(k, pts.len()), p);
-            w.write_all(&line)?;
-        }
-    }
+            flow_line(&mut line, rid, ph, &p);
+            w.write_all(&line)
+        },
+        |e| e,
+    )?;
     for (i, threads) in m.threads.iter().enumerate() {
         let pid = m.procs[i].trace_pid;
         for t in threads {

@@ -152,30 +152,14 @@ fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<
     }
     {
         let mut f = c.prepare("INSERT INTO flow(flow_id, name, cat, track_id, timestamp, type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
-        let mut row = |rid: &str, p: &crate::parse::model::partial::FlowPt, ph: &str| -> rusqlite::Result<()> {
-            let (n, d) = names.get(&(p.pid, p.tid)).cloned().unwrap_or_default();
-            let t = tracks.id(p.pid, &n, &d);
-            f.execute(params![rid, format!("flow_{rid}"), rid, t, p.ts, ph]).map(|_| ())
-        };
-        // The requests' flows streamed from their spill files, then the API→kernel flows.
-        let mut err = None;
-        m.flows
-            .for_each(|rid, p, ph| {
-                row(rid, &p, ph).map_err(|e| {
-                    let io = std::io::Error::other(e.to_string());
-                    err = Some(e);
-                    io
-                })
-            })
-            .map_err(|e| err.take().unwrap_or_else(|| rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        for (rid, pts) in &m.device.flows {
-            if pts.len() < 2 {
-                continue;
-            }
-            for (k, p) in pts.iter().enumerate() {
-                row(rid, p, super::chrome::flow_phase(k, pts.len()))?;
-            }
-        }
+        m.for_each_flow_point(
+            |rid, p, ph| {
+                let (n, d) = names.get(&(p.pid, p.tid)).cloned().unwrap_or_default();
+                let t = tracks.id(p.pid, &n, &d);
+                f.execute(params![rid, format!("flow_{rid}"), rid, t, p.ts, ph]).map(|_| ())
+            },
+            |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        )?;
     }
     let mut th = c.prepare("INSERT INTO thread VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for (id, pid, tid, cat) in &tracks.rows {

@@ -2,7 +2,7 @@
 //! profiler.db: one point per request id per sliced record) without the points in memory.
 //!
 //! While reading, each part appends its points to a spill file and keeps, per request id, only
-//! a [`FlowSum`] (count, first and last point). The model merges the sums per mapped request id
+//! a count and its first and last point. The model merges the sums per mapped request id
 //! ([`Flows::build`]); the exporters stream the spill files back ([`Flows::for_each`]) and give
 //! each point its phase from the merged sums: the first point of a request is `s`, its last `f`,
 //! the others `t` (a request with one point has no flow). Memory is proportional to the number
@@ -26,29 +26,30 @@ fn key(p: &FlowPt) -> (i64, u64, u32) {
     (p.ts, p.pid, p.tid)
 }
 
-/// What the phases of one request's points need: how many there are, the first and the last
-/// (by `(ts, pid, tid)`), and how many points share the last one's key (the `f` goes to the
-/// last of them in reading order).
+/// What the phases of one request's points need, by sort key `K`: how many points there are,
+/// the first and the last key, and how many points share the last key (the `f` goes to the last
+/// of them in reading order). Within a part the key is `(ts, tid)` (the pid is the part's), in
+/// the model `(ts, pid, tid)`.
 #[derive(Clone, Copy, Debug)]
-pub struct FlowSum {
-    /// The earliest point.
-    pub first: FlowPt,
-    /// The latest point.
-    pub last: FlowPt,
-    /// Number of points.
-    pub n: u32,
-    /// Number of points with `last`'s key.
-    pub n_last: u32,
+struct Sum<K> {
+    first: K,
+    last: K,
+    n: u32,
+    n_last: u32,
 }
 
-impl FlowSum {
+impl<K: Ord + Copy> Sum<K> {
+    fn one(k: K) -> Sum<K> {
+        Sum { first: k, last: k, n: 1, n_last: 1 }
+    }
+
     /// Fold in the sum of points read after this one's (ties keep the earlier first point).
-    fn merge(&mut self, o: &FlowSum) {
+    fn merge(&mut self, o: &Sum<K>) {
         self.n = self.n.saturating_add(o.n);
-        if key(&o.first) < key(&self.first) {
+        if o.first < self.first {
             self.first = o.first;
         }
-        match key(&o.last).cmp(&key(&self.last)) {
+        match o.last.cmp(&self.last) {
             std::cmp::Ordering::Greater => {
                 self.last = o.last;
                 self.n_last = o.n_last;
@@ -57,36 +58,10 @@ impl FlowSum {
             std::cmp::Ordering::Less => {}
         }
     }
-}
 
-/// A [`FlowSum`] within one part, whose points share the trace pid (32 bytes instead of 56).
-#[derive(Clone, Copy, Debug)]
-struct PartSum {
-    first: (i64, u32),
-    last: (i64, u32),
-    n: u32,
-    n_last: u32,
-}
-
-impl PartSum {
-    fn add(&mut self, p: (i64, u32)) {
-        self.n = self.n.saturating_add(1);
-        if p < self.first {
-            self.first = p;
-        }
-        match p.cmp(&self.last) {
-            std::cmp::Ordering::Greater => {
-                self.last = p;
-                self.n_last = 1;
-            }
-            std::cmp::Ordering::Equal => self.n_last = self.n_last.saturating_add(1),
-            std::cmp::Ordering::Less => {}
-        }
-    }
-
-    fn with_pid(&self, pid: u64) -> FlowSum {
-        let pt = |(ts, tid): (i64, u32)| FlowPt { ts, pid, tid };
-        FlowSum { first: pt(self.first), last: pt(self.last), n: self.n, n_last: self.n_last }
+    /// The same sum under another key.
+    fn map<L>(&self, f: impl Fn(K) -> L) -> Sum<L> {
+        Sum { first: f(self.first), last: f(self.last), n: self.n, n_last: self.n_last }
     }
 }
 
@@ -96,7 +71,7 @@ pub struct FlowWriter {
     path: PathBuf,
     pid: u64,
     ids: hashbrown::HashMap<Box<str>, u32, FxBuildHasher>,
-    sums: Vec<PartSum>,
+    sums: Vec<Sum<(i64, u32)>>,
 }
 
 impl FlowWriter {
@@ -110,13 +85,13 @@ impl FlowWriter {
     pub fn point(&mut self, rid: &str, ts: i64, tid: u32) -> std::io::Result<()> {
         let i = match self.ids.get(rid) {
             Some(&i) => {
-                self.sums[i as usize].add((ts, tid));
+                self.sums[i as usize].merge(&Sum::one((ts, tid)));
                 i
             }
             None => {
                 let i = self.sums.len() as u32;
                 self.ids.insert(Box::from(rid), i);
-                self.sums.push(PartSum { first: (ts, tid), last: (ts, tid), n: 1, n_last: 1 });
+                self.sums.push(Sum::one((ts, tid)));
                 i
             }
         };
@@ -144,7 +119,7 @@ pub struct FlowPart {
     path: PathBuf,
     pid: u64,
     rids: Vec<Box<str>>,
-    sums: Vec<PartSum>,
+    sums: Vec<Sum<(i64, u32)>>,
 }
 
 impl FlowPart {
@@ -159,7 +134,7 @@ impl FlowPart {
 #[derive(Default)]
 pub struct Flows {
     rids: Vec<String>,
-    sums: Vec<FlowSum>,
+    sums: Vec<Sum<(i64, u64, u32)>>,
     parts: Vec<(PathBuf, u64, Vec<u32>)>,
 }
 
@@ -167,12 +142,12 @@ impl Flows {
     /// Merge the parts' sums by API request id (through `map`); `parts` in reading order.
     pub fn build(parts: Vec<FlowPart>, map: &RidMap) -> Flows {
         let mut idx: hashbrown::HashMap<String, u32, FxBuildHasher> = Default::default();
-        let mut sums: Vec<FlowSum> = Vec::new();
+        let mut sums: Vec<Sum<(i64, u64, u32)>> = Vec::new();
         let mut out_parts = Vec::with_capacity(parts.len());
         for part in parts {
             let mut tr = Vec::with_capacity(part.rids.len());
             for (rid, s) in part.rids.iter().zip(&part.sums) {
-                let (m, s) = (map.resolve(rid), &s.with_pid(part.pid));
+                let (m, s) = (map.resolve(rid), &s.map(|(ts, tid)| (ts, part.pid, tid)));
                 let g = match idx.get(m) {
                     Some(&g) => {
                         sums[g as usize].merge(s);
@@ -196,29 +171,19 @@ impl Flows {
         Flows { rids, sums, parts: out_parts }
     }
 
-    /// Number of requests with a flow (two points or more).
-    pub fn len(&self) -> usize {
-        self.sums.iter().filter(|s| s.n >= 2).count()
-    }
-
-    /// Whether no request has a flow.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Every point of every flow, part by part in reading order, as (API request id, point,
-    /// phase `"s"`, `"t"` or `"f"`).
-    pub fn for_each(&self, mut f: impl FnMut(&str, FlowPt, &'static str) -> std::io::Result<()>) -> std::io::Result<()> {
+    /// phase `"s"`, `"t"` or `"f"`); `io` converts a failure reading the spill files.
+    pub fn for_each<E>(&self, mut f: impl FnMut(&str, FlowPt, &'static str) -> Result<(), E>, io: impl Fn(std::io::Error) -> E) -> Result<(), E> {
         let mut started = vec![false; self.sums.len()];
         let mut left_last: Vec<u32> = self.sums.iter().map(|s| s.n_last).collect();
         let mut b = [0u8; 16];
         for (path, pid, tr) in &self.parts {
-            let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
+            let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(&io)?);
             loop {
                 match r.read_exact(&mut b) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(io(e)),
                 }
                 let i = u32::from_le_bytes(b[..4].try_into().unwrap());
                 let Some(&g) = tr.get(i as usize) else { continue };
@@ -228,11 +193,11 @@ impl Flows {
                     continue;
                 }
                 let p = FlowPt { ts: i64::from_le_bytes(b[8..].try_into().unwrap()), pid: *pid, tid: u32::from_le_bytes(b[4..8].try_into().unwrap()) };
-                let is_last = key(&p) == key(&s.last);
+                let is_last = key(&p) == s.last;
                 if is_last {
                     left_last[g] = left_last[g].saturating_sub(1);
                 }
-                let ph = if !started[g] && key(&p) == key(&s.first) {
+                let ph = if !started[g] && key(&p) == s.first {
                     started[g] = true;
                     "s"
                 } else if is_last && left_last[g] == 0 {
@@ -291,10 +256,13 @@ mod tests {
             let flows = Flows::build(parts, &map);
             let mut got: Vec<(String, FlowPt, &str)> = Vec::new();
             flows
-                .for_each(|r, p, ph| {
-                    got.push((r.to_string(), p, ph));
-                    Ok(())
-                })
+                .for_each(
+                    |r, p, ph| {
+                        got.push((r.to_string(), p, ph));
+                        Ok::<(), std::io::Error>(())
+                    },
+                    |e| e,
+                )
                 .unwrap();
             // Expected: per rid, the stable sort of its points.
             for r in &api {

@@ -71,7 +71,7 @@ pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usiz
     // (request-list key, start, batch index), sorted: a flat index instead of a map of vectors
     // (24 bytes per batch row), built only when some row inherits from its batch.
     let mut by_rid: Vec<(u64, i64, u32)> = Vec::new();
-    if rows.iter().any(|r| !r.batch_size.is_some() || r.batch_type.is_none()) {
+    if rows.iter().any(|r| r.batch_size.is_none() || r.batch_type.is_none()) {
         by_rid.reserve_exact(batches.len());
         by_rid.extend(batches.iter().enumerate().map(|(i, b)| (b.rid_key, b.start, i as u32)));
         by_rid.sort_unstable();
@@ -93,13 +93,13 @@ pub fn finish(mut rows: Vec<FwdRow>, batches: &[BatchRow], host_of: impl Fn(usiz
         if let Some(j) = last.insert(p, i) {
             rows[j].bubble = Some(Ns::new(rows[i].start - rows[j].end));
         }
-        if !rows[i].batch_size.is_some() || rows[i].batch_type.is_none() {
+        if rows[i].batch_size.is_none() || rows[i].batch_type.is_none() {
             // The latest batch row with the same request list starting at or before this pass.
             let (key, start) = (rows[i].rid_key, rows[i].start);
             let k = by_rid.partition_point(|x| (x.0, x.1) <= (key, start));
             if k > 0 && by_rid[k - 1].0 == key {
                 let b = &batches[by_rid[k - 1].2 as usize];
-                if !rows[i].batch_size.is_some() {
+                if rows[i].batch_size.is_none() {
                     rows[i].batch_size = OptF64::new(Some(b.batch_size()));
                 }
                 if rows[i].batch_type.is_none() && !b.batch_type().is_empty() {

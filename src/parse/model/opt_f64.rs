@@ -28,9 +28,9 @@ impl OptF64 {
         (self.0 != NONE).then(|| f64::from_bits(self.0))
     }
 
-    /// Whether a value is present.
-    pub fn is_some(self) -> bool {
-        self.0 != NONE
+    /// Whether the value is absent.
+    pub fn is_none(self) -> bool {
+        self.0 == NONE
     }
 }
 

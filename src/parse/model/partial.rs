@@ -74,7 +74,7 @@ pub struct Partial {
     /// Requests by raw id (boxed: the table's empty slots stay small, and merging and
     /// rehashing move a pointer instead of the accumulator).
     pub requests: hashbrown::HashMap<String, Box<ReqAcc>, rustc_hash::FxBuildHasher>,
-    /// Link records (from, to).
+    /// Link records (from, to); taken out for the id map before partials are merged.
     pub links: Vec<(String, String)>,
     /// Batch rows.
     pub batches: Vec<BatchRow>,
@@ -123,7 +123,6 @@ impl Partial {
                 self.requests.insert(to, v);
             }
         }
-        self.links.extend(o.links);
         self.batches.extend(o.batches);
         self.kv.extend(o.kv);
         self.forwards.extend(o.forwards);

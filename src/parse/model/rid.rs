@@ -293,7 +293,7 @@ impl RidMap {
     pub fn resolve<'a>(&'a self, rid: &'a str) -> &'a str {
         let mut cur = rid;
         for _ in 0..8 {
-            if let Some(n) = (!self.links.is_empty()).then(|| self.links.get(cur)).flatten() {
+            if let Some(n) = self.links.get(cur) {
                 if n == cur {
                     break;
                 }
