@@ -87,8 +87,11 @@ impl Model {
     /// (see [`Partial::merge`]).
     pub fn build(procs: Vec<ProcInfo>, roles: Vec<Role>, threads: Vec<Vec<ThreadInfo>>, p: Partial, map: RidMap) -> Model {
         let merged = p.requests;
+        let mut flows = p.flows;
+        flows.set_names(merged.iter().map(|(k, a)| (a.flow, k.as_str())));
         let mut requests: Vec<RequestRow> = Vec::with_capacity(merged.len());
-        requests.extend(merged.into_iter().filter(|(k, _)| is_request_id(k)).map(|(rid, acc)| RequestRow { rid, acc }));
+        // Ids only drawn as flow points (not seen by the model) are not requests.
+        requests.extend(merged.into_iter().filter(|(k, a)| a.is_seen() && is_request_id(k)).map(|(rid, acc)| RequestRow { rid, acc }));
         requests.sort_by(|a, b| {
             let ka = (a.acc.http_req.is_none(), a.acc.http_req().or(a.acc.first_seen()).unwrap_or(i64::MAX), &a.rid);
             let kb = (b.acc.http_req.is_none(), b.acc.http_req().or(b.acc.first_seen()).unwrap_or(i64::MAX), &b.rid);
@@ -103,7 +106,6 @@ impl Model {
         spans.sort_by(|a, b| (a.start, a.proc).cmp(&(b.start, b.proc)));
         let mut queue = p.queue;
         queue.sort_by(|a, b| (a.ts, a.proc).cmp(&(b.ts, b.proc)));
-        let flows = Flows::build(p.flows, &map);
         // The rows device time is attributed to (none to attribute: no copies of every row).
         let dev = p.device.has_activity();
         let fw: Vec<(usize, i64, i64)> = if dev { forwards.iter().map(|f| (f.proc, f.start, f.end)).collect() } else { Vec::new() };

@@ -139,7 +139,8 @@ impl<'a> Collector<'a> {
                     Ok(tid) => {
                         if let Some(fw) = self.flows.as_mut() {
                             for e in ev.rids.entries.iter() {
-                                res = res.and(fw.point(&e.rid, ev.start, tid));
+                                let a = self.part.requests.entry_ref(e.rid.as_str()).or_default();
+                                res = res.and(fw.point(&mut a.flow, ev.start, tid));
                             }
                         }
                     }
@@ -314,7 +315,7 @@ impl<'a> Collector<'a> {
             None => None,
         };
         match self.flows.take().map(FlowWriter::finish) {
-            Some(Ok(f)) => self.part.flows.push(f),
+            Some(Ok(f)) => self.part.flow_part = Some(f),
             Some(Err(e)) => {
                 self.io_error.get_or_insert(format!("flow spill: {e}"));
             }

@@ -2,8 +2,9 @@
 //! profiler.db: one point per request id per sliced record) without the points in memory.
 //!
 //! While reading, each part appends its points to a spill file and keeps, per request id, only
-//! a count and its first and last point. The model merges the sums per mapped request id
-//! ([`Flows::build`]); the exporters stream the spill files back ([`Flows::for_each`]) and give
+//! a count and its first and last point, indexed by a slot in the id's accumulator. Merging the
+//! parts ([`super::partial::Partial::merge`]) merges the sums per mapped request id
+//! ([`Flows::add_part`]); the exporters stream the spill files back ([`Flows::for_each`]) and give
 //! each point its phase from the merged sums: the first point of a request is `s`, its last `f`,
 //! the others `t` (a request with one point has no flow). Memory is proportional to the number
 //! of request ids, not to the number of points (about 70 per request on a decode-heavy service).
@@ -16,10 +17,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use rustc_hash::FxBuildHasher;
-
 use super::partial::FlowPt;
-use super::rid::RidMap;
 
 /// The sort key of a point (the order the phases follow).
 fn key(p: &FlowPt) -> (i64, u64, u32) {
@@ -65,12 +63,13 @@ impl<K: Ord + Copy> Sum<K> {
     }
 }
 
-/// The flow points of one part, being written.
+/// The flow points of one part, being written. A request id's part-local flow index lives in
+/// its accumulator in the part's request table ([`super::request::ReqAcc::flow`]), so the ids
+/// are stored once per part.
 pub struct FlowWriter {
     w: BufWriter<File>,
     path: PathBuf,
     pid: u64,
-    ids: hashbrown::HashMap<Box<str>, u32, FxBuildHasher>,
     sums: Vec<Sum<(i64, u32)>>,
 }
 
@@ -78,20 +77,21 @@ impl FlowWriter {
     /// Create the spill file `path` for a part of the process drawn as trace pid `pid`.
     pub fn create(path: &Path, pid: u64) -> std::io::Result<FlowWriter> {
         let f = crate::parse::output::create_file(path)?;
-        Ok(FlowWriter { w: BufWriter::with_capacity(1 << 20, f), path: path.to_path_buf(), pid, ids: Default::default(), sums: Vec::new() })
+        Ok(FlowWriter { w: BufWriter::with_capacity(1 << 20, f), path: path.to_path_buf(), pid, sums: Vec::new() })
     }
 
-    /// Record a point of request `rid` at `ts` on trace thread `tid`.
-    pub fn point(&mut self, rid: &str, ts: i64, tid: u32) -> std::io::Result<()> {
-        let i = match self.ids.get(rid) {
-            Some(&i) => {
+    /// Record a point at `ts` on trace thread `tid` of the request id whose flow slot (part-local
+    /// index + 1; 0 before its first point) is `slot`.
+    pub fn point(&mut self, slot: &mut u32, ts: i64, tid: u32) -> std::io::Result<()> {
+        let i = match slot.checked_sub(1) {
+            Some(i) => {
                 self.sums[i as usize].merge(&Sum::one((ts, tid)));
                 i
             }
             None => {
                 let i = self.sums.len() as u32;
-                self.ids.insert(Box::from(rid), i);
                 self.sums.push(Sum::one((ts, tid)));
+                *slot = i + 1;
                 i
             }
         };
@@ -102,23 +102,17 @@ impl FlowWriter {
         self.w.write_all(&b)
     }
 
-    /// Flush and hand over the part's ids and sums.
+    /// Flush and hand over the part's sums.
     pub fn finish(mut self) -> std::io::Result<FlowPart> {
         self.w.flush()?;
-        let mut rids: Vec<Box<str>> = vec![Box::from(""); self.sums.len()];
-        for (k, i) in self.ids {
-            rids[i as usize] = k;
-        }
-        Ok(FlowPart { path: self.path, pid: self.pid, rids, sums: self.sums })
+        Ok(FlowPart { path: self.path, pid: self.pid, sums: self.sums })
     }
 }
 
-/// The flow points of one part, written: the spill file and, by part-local index, the raw
-/// request ids and their sums.
+/// The flow points of one part, written: the spill file and the sums by part-local index.
 pub struct FlowPart {
     path: PathBuf,
     pid: u64,
-    rids: Vec<Box<str>>,
     sums: Vec<Sum<(i64, u32)>>,
 }
 
@@ -127,48 +121,58 @@ impl FlowPart {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// How many request ids have points in this part (part-local indices are `0..len`).
+    pub fn len(&self) -> usize {
+        self.sums.len()
+    }
+
+    /// No points.
+    pub fn is_empty(&self) -> bool {
+        self.sums.is_empty()
+    }
 }
 
-/// The flows of the model: per mapped request id its merged sum, and per part the spill file
-/// and the index of each part-local id in the merged table.
+/// The flows of the model: per merged flow id (one per mapped request id with points) its sum
+/// and name, and per part the spill file and the merged id of each part-local index.
 #[derive(Default)]
 pub struct Flows {
-    rids: Vec<String>,
+    names: Vec<Box<str>>,
     sums: Vec<Sum<(i64, u64, u32)>>,
     parts: Vec<(PathBuf, u64, Vec<u32>)>,
 }
 
 impl Flows {
-    /// Merge the parts' sums by API request id (through `map`); `parts` in reading order.
-    pub fn build(parts: Vec<FlowPart>, map: &RidMap) -> Flows {
-        let mut idx: hashbrown::HashMap<String, u32, FxBuildHasher> = Default::default();
-        let mut sums: Vec<Sum<(i64, u64, u32)>> = Vec::new();
-        let mut out_parts = Vec::with_capacity(parts.len());
-        for part in parts {
-            let mut tr = Vec::with_capacity(part.rids.len());
-            for (rid, s) in part.rids.iter().zip(&part.sums) {
-                let (m, s) = (map.resolve(rid), &s.map(|(ts, tid)| (ts, part.pid, tid)));
-                let g = match idx.get(m) {
-                    Some(&g) => {
-                        sums[g as usize].merge(s);
-                        g
-                    }
-                    None => {
-                        let g = sums.len() as u32;
-                        idx.insert(m.to_string(), g);
-                        sums.push(*s);
-                        g
-                    }
-                };
-                tr.push(g);
+    /// A new merged flow id (its slot value is the id + 1, as in a part).
+    pub fn new_id(&mut self) -> u32 {
+        self.sums.push(Sum { first: (0, 0, 0), last: (0, 0, 0), n: 0, n_last: 0 });
+        self.sums.len() as u32
+    }
+
+    /// Add a part read after those added before; `slots[i]` is the merged slot (id + 1) of its
+    /// part-local index `i`.
+    pub fn add_part(&mut self, part: FlowPart, slots: Vec<u32>) {
+        for (s, &g) in part.sums.iter().zip(&slots) {
+            let s = s.map(|(ts, tid)| (ts, part.pid, tid));
+            let m = &mut self.sums[g as usize - 1];
+            if m.n == 0 {
+                *m = s;
+            } else {
+                m.merge(&s);
             }
-            out_parts.push((part.path, part.pid, tr));
         }
-        let mut rids = vec![String::new(); sums.len()];
-        for (k, g) in idx {
-            rids[g as usize] = k;
+        let tr = slots.into_iter().map(|g| g - 1).collect();
+        self.parts.push((part.path, part.pid, tr));
+    }
+
+    /// Name the merged ids: `names` yields (id slot, request id) for every slot handed out.
+    pub fn set_names<'a>(&mut self, names: impl Iterator<Item = (u32, &'a str)>) {
+        self.names = vec![Box::from(""); self.sums.len()];
+        for (slot, name) in names {
+            if let Some(n) = slot.checked_sub(1).and_then(|g| self.names.get_mut(g as usize)) {
+                *n = Box::from(name);
+            }
         }
-        Flows { rids, sums, parts: out_parts }
     }
 
     /// Every point of every flow, part by part in reading order, as (API request id, point,
@@ -205,7 +209,7 @@ impl Flows {
                 } else {
                     "t"
                 };
-                f(&self.rids[g], p, ph)?;
+                f(self.names.get(g).map_or("", |n| n), p, ph)?;
             }
         }
         Ok(())
@@ -222,6 +226,8 @@ impl Flows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::model::partial::Partial;
+    use crate::parse::model::rid::RidMap;
 
     /// The streamed phases equal those of the sorted points (the former in-memory rule): per
     /// request, points sorted by (ts, pid, tid) stably in reading order, first `s`, last `f`.
@@ -238,22 +244,25 @@ mod tests {
         for round in 0..40 {
             let api: Vec<String> = (0..6).map(|r| format!("r{r}")).collect();
             let map = RidMap::build(api.iter(), &[]);
-            let mut parts = Vec::new();
+            let mut merged = Partial::default();
             // Every point in reading order: (mapped rid, point).
             let mut all: Vec<(String, FlowPt)> = Vec::new();
             for part in 0..3u64 {
                 let mut w = FlowWriter::create(&dir.path().join(format!("{round}.{part}")), 100 + part % 2).unwrap();
+                let mut p = Partial::default();
                 for _ in 0..rnd(60) {
                     let r = rnd(6);
                     // Engine-side ids map to their API id.
                     let raw = if rnd(2) == 0 { format!("r{r}") } else { format!("r{r}-0123abcd") };
                     let (ts, tid) = (rnd(8) as i64, rnd(2) as u32);
-                    w.point(&raw, ts, tid).unwrap();
+                    w.point(&mut p.requests.entry_ref(raw.as_str()).or_default().flow, ts, tid).unwrap();
                     all.push((format!("r{r}"), FlowPt { ts, pid: 100 + part % 2, tid }));
                 }
-                parts.push(w.finish().unwrap());
+                p.flow_part = Some(w.finish().unwrap());
+                merged.merge(p, &map);
             }
-            let flows = Flows::build(parts, &map);
+            let mut flows = merged.flows;
+            flows.set_names(merged.requests.iter().map(|(k, a)| (a.flow, k.as_str())));
             let mut got: Vec<(String, FlowPt, &str)> = Vec::new();
             flows
                 .for_each(

@@ -86,8 +86,11 @@ pub struct Partial {
     pub spans: Vec<SpanRow>,
     /// Queue samples.
     pub queue: Vec<QueueSample>,
-    /// Flow points, spilled per part (see [`super::flows`]), in reading order.
-    pub flows: Vec<super::flows::FlowPart>,
+    /// A part's flow points (spilled; see [`super::flows`]), indexed by the accumulators'
+    /// part-local [`ReqAcc::flow`] slots.
+    pub flow_part: Option<super::flows::FlowPart>,
+    /// The merged flows (of a merged partial), indexed by the accumulators' merged slots.
+    pub flows: super::flows::Flows,
     /// Span names seen, with counts (all processes).
     pub span_names: HashMap<String, u64>,
     /// Device data (kernels, API calls, usage; see [`super::device`]).
@@ -109,26 +112,36 @@ impl Partial {
         }
     }
 
-    /// Merge `o` into `self`, folding each request id into the API request id `map` gives it
-    /// (engine-internal ids never reach the merged table).
+    /// Merge `o` (a part's partial; parts in reading order) into `self`, folding each request id
+    /// into the API request id `map` gives it (engine-internal ids never reach the merged
+    /// table) and the part's flow sums into the merged id's.
     pub fn merge(&mut self, o: Partial, map: &super::rid::RidMap) {
-        for (k, v) in o.requests {
+        let mut slots = vec![0u32; o.flow_part.as_ref().map_or(0, |f| f.len())];
+        for (k, mut v) in o.requests {
+            let local = std::mem::take(&mut v.flow);
             let to = map.resolve(&k);
-            if let Some(a) = self.requests.get_mut(to) {
+            let a = if let Some(a) = self.requests.get_mut(to) {
                 a.merge(*v);
-            } else if to == k.as_str() {
-                self.requests.insert(k, v);
+                a
             } else {
-                let to = to.to_string();
-                self.requests.insert(to, v);
+                let to = if to == k.as_str() { k } else { to.to_string() };
+                self.requests.entry(to).insert(v).into_mut()
+            };
+            if let Some(s) = local.checked_sub(1).and_then(|i| slots.get_mut(i as usize)) {
+                if a.flow == 0 {
+                    a.flow = self.flows.new_id();
+                }
+                *s = a.flow;
             }
+        }
+        if let Some(f) = o.flow_part {
+            self.flows.add_part(f, slots);
         }
         self.batches.extend(o.batches);
         self.kv.extend(o.kv);
         self.forwards.extend(o.forwards);
         self.spans.extend(o.spans);
         self.queue.extend(o.queue);
-        self.flows.extend(o.flows);
         for (k, v) in o.span_names {
             *self.span_names.entry(k).or_default() += v;
         }

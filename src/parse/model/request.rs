@@ -57,6 +57,10 @@ pub struct ReqAcc {
     pub http_res: bool,
     /// The id was seen on `httpReq`/`tokenize` (an API-side id).
     pub api: bool,
+    /// Its flow slot (index + 1; 0: no flow points): part-local while a part is read, of the
+    /// merged [`super::flows::Flows`] after [`super::partial::Partial::merge`]; not merged by
+    /// [`ReqAcc::merge`].
+    pub flow: u32,
 }
 
 /// The response side of a request: `httpRes`, `DecodeEnd`, `sendResponse`, `outputSync`,
@@ -138,6 +142,11 @@ impl SchedAcc {
 }
 
 impl ReqAcc {
+    /// Seen in a record the model reads (not only as a flow point of the trace).
+    pub fn is_seen(&self) -> bool {
+        self.first_seen.is_some()
+    }
+
     /// Note that the id appeared at `ts`.
     pub fn seen(&mut self, ts: i64) {
         self.first_seen = min(self.first_seen, Some(Ns::new(ts)));
