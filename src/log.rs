@@ -43,6 +43,12 @@ fn threshold() -> u8 {
     t
 }
 
+/// Print lines of `level` and above from now on (overrides `PROF_LOG_LEVEL`; for the CLI's
+/// `--log-level`).
+pub fn set_level(level: Level) {
+    THRESHOLD.store(level as u8, Ordering::Relaxed);
+}
+
 /// True when a line of `level` would be printed.
 pub fn enabled(level: Level) -> bool {
     (level as u8) >= threshold()

@@ -175,6 +175,9 @@ fn parse(a: ParseArgs) -> ExitCode {
         }
     };
     let quiet = matches!(level.as_str(), "error" | "fatal" | "critical");
+    if level == "debug" {
+        ms_service_profiler::log::set_level(ms_service_profiler::log::Level::Debug);
+    }
     let opts = Options {
         input: a.input_path,
         output: a.output_path,

@@ -180,6 +180,9 @@ fn progress_thread(total: u64, count: Arc<AtomicU64>, done: Arc<AtomicBool>) -> 
 /// Run a parse.
 pub fn run(opts: &Options) -> Result<Summary, Error> {
     let t0 = Instant::now();
+    if let Ok(mut s) = START.lock() {
+        *s = Some(t0);
+    }
     validate(opts)?;
     let sets = reader::discover(&opts.input);
     if sets.is_empty() {
@@ -288,6 +291,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             })
             .collect()
     });
+    stage("read");
     let n_parts = parts.len();
     drop(parts);
     done.store(true, Ordering::Relaxed);
@@ -344,7 +348,9 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
     summary.records = summary.report.records;
     summary.processes = infos.len();
     summary.hosts = infos.iter().map(|p| p.hostname.as_str()).collect::<HashSet<_>>().len();
+    stage("merged");
     let mut m = Model::build(infos, roles, threads, partial, map);
+    stage("model built");
     trim::release_free_heap();
     m.spill = match model::spill::SpillStore::open(spills) {
         Ok(s) => s,
@@ -367,6 +373,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         let mut r = Vec::new();
         if want(Format::Json) {
             r.push(ioe("chrome_tracing.json", export::chrome::write(&m, out, &fragments).map(|_| true)));
+            stage("chrome_tracing.json written");
         }
         if want(Format::Perfetto) {
             r.push(ioe("trace.perfetto-trace", export::perfetto::write(&m, out, &pf_fragments, &counters).map(|_| true)));
@@ -405,12 +412,14 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
             }
         }
         if let Some(d) = db {
+            stage("profiler.db: writing");
             let db = d.finish(&m, &db_parts).and_then(|_| export::losses::write_db(&out.join("profiler.db"), &losses));
             r.push(("profiler.db".into(), db.map(|_| true).map_err(|e| Error::Io(format!("profiler.db: {e}")))));
         }
         r
     };
     let (j, (c, rest)) = pool.install(|| rayon::join(json_part, || rayon::join(csv_part, || rest_part(db))));
+    stage("outputs written");
     std::mem::take(&mut m.spill).remove();
     m.flows.remove();
     for (name, r) in j.into_iter().chain(c).chain(rest) {
@@ -451,4 +460,18 @@ pub fn summary_text(s: &Summary, out: &Path) -> String {
     }
     t += &format!("wrote to {}: {}\n", out.display(), s.outputs.join(", "));
     t
+}
+/// When the current parse started (for [`stage`]).
+static START: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
+/// At `--log-level debug`: one line per parse stage with the time since the start, the resident
+/// memory and its peak so far (from `/proc/self/status`), to see where a large parse spends them.
+pub(crate) fn stage(name: &str) {
+    if !crate::log::enabled(crate::log::Level::Debug) {
+        return;
+    }
+    let Some(t0) = START.lock().ok().and_then(|s| *s) else { return };
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.split_whitespace().next()).unwrap_or("?").to_string();
+    crate::log!(crate::log::Level::Debug, "parse: {name} at {:.2} s, RSS {} kB, peak {} kB", t0.elapsed().as_secs_f64(), kb("VmRSS:"), kb("VmHWM:"));
 }

@@ -125,8 +125,11 @@ impl Db {
                 let _ = std::fs::remove_file(p);
             }
         }
+        crate::parse::stage("profiler.db: timeline slices in");
         timeline(&conn, m, &mut tracks)?;
+        crate::parse::stage("profiler.db: flows in");
         analysis(&conn, m)?;
+        crate::parse::stage("profiler.db: analysis tables in");
         super::device_db::write(&conn, m)?;
         conn.execute_batch("COMMIT")?;
         drop(conn);
@@ -313,6 +316,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         }
     }
 
+    crate::parse::stage("profiler.db: latency tables");
     latency_tables(c, m)?;
     Ok(())
 }
@@ -357,12 +361,14 @@ fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
         }
     }
     // Cumulative request latency by completion time, at most ~100 points.
-    let mut lat: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.end()?, r.acc.execution_ns()? as f64 / 1e6))).collect();
-    lat.sort_by(|a, b| a.0.cmp(&b.0));
-    cumulative(c, "req_latency", &lat, &dt)?;
+    let lat: Vec<(i64, f64)> = m.requests.iter().filter_map(|r| Some((r.acc.end()?, r.acc.execution_ns()? as f64 / 1e6))).collect();
+    cumulative(c, "req_latency", lat, &dt)?;
     // Generation speeds: prefill = prefill tokens / iter-0 time; decode = 1 token / inter-token gap.
     let mut pre: Vec<(i64, f64)> = Vec::new();
-    let mut dec: Vec<(i64, f64)> = Vec::new();
+    // One decode point per generated token: reserved at once (an upper bound; pages never
+    // written stay unmapped), as growing by doubling would copy ≈ 2/3 of it at the last step.
+    let bound: usize = m.requests.iter().map(|r| r.acc.iter_ends().filter(|x| x.exec()).count().saturating_sub(1)).sum();
+    let mut dec: Vec<(i64, f64)> = Vec::with_capacity(bound);
     for r in &m.requests {
         if let (Some(s), Some(e), Some(t)) = (r.acc.http_req().or(r.acc.iter0_start()), r.acc.iter0_end(), r.acc.recv_tokens()) {
             if e > s {
@@ -377,37 +383,90 @@ fn latency_tables(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             }
         }
     }
-    pre.sort_by(|a, b| a.0.cmp(&b.0));
-    dec.sort_by(|a, b| a.0.cmp(&b.0));
-    cumulative(c, "prefill_gen_speed", &pre, &dt)?;
-    cumulative(c, "decode_gen_speed", &dec, &dt)?;
+    cumulative(c, "prefill_gen_speed", pre, &dt)?;
+    cumulative(c, "decode_gen_speed", dec, &dt)?;
     Ok(())
 }
 
-fn cumulative(c: &Connection, table: &str, v: &[(i64, f64)], dt: &dyn Fn(i64) -> String) -> rusqlite::Result<()> {
-    if v.is_empty() {
-        return Ok(());
-    }
-    let cmp = |a: &f64, b: &f64| a.partial_cmp(b).unwrap();
-    let p50_all = {
-        let mut all: Vec<f64> = v.iter().map(|x| x.1).collect();
-        all.sort_unstable_by(cmp);
-        percentile(&all, 0.5)
-    };
-    let step = v.len().div_ceil(100).max(1);
+fn cumulative(c: &Connection, table: &str, v: Vec<(i64, f64)>, dt: &dyn Fn(i64) -> String) -> rusqlite::Result<()> {
+    let (rows, p50_all) = cumulative_rows(v);
     let mut ins = c.prepare(&format!("INSERT INTO {table} VALUES (?1,?2,?3,?4,?5,?6)"))?;
-    // The values seen so far, sorted: one buffer grown at each of the ≤ 100 checkpoints (the
-    // decode-speed points are one per generated token). Sorted arrays of the same values are
-    // the same whatever the sort (only a −0 beside a +0 could swap), so are the figures.
-    let mut seen: Vec<f64> = Vec::with_capacity(v.len());
-    for (i, (ts, _)) in v.iter().enumerate() {
-        if (i + 1) % step == 0 || i + 1 == v.len() {
-            let from = seen.len();
-            seen.extend(v[from..=i].iter().map(|x| x.1));
-            seen.sort_unstable_by(cmp);
-            let avg = seen.iter().sum::<f64>() / seen.len() as f64;
-            ins.execute(params![dt(*ts), avg, percentile(&seen, 0.99), percentile(&seen, 0.9), percentile(&seen, 0.5), p50_all])?;
-        }
+    for (ts, [avg, p99, p90, p50]) in rows {
+        ins.execute(params![dt(ts), avg, p99, p90, p50, p50_all])?;
     }
     Ok(())
+}
+
+/// The rows of a cumulative table over the points `v` (time, value), in any order: at most
+/// about 100 checkpoints spaced by count in time order, each `(time, [avg, p99, p90, p50])`
+/// over every value up to and including its time (points at the same time are never split,
+/// so the figures do not depend on the order of ties); and the median of all values.
+///
+/// The decode-speed points are one per generated token, so memory is kept to the points
+/// themselves: sorted in place, their buffer reused for the values, whose prefix up to each
+/// checkpoint is sorted in place in turn.
+fn cumulative_rows(mut v: Vec<(i64, f64)>) -> (Vec<(i64, [f64; 4])>, f64) {
+    if v.is_empty() {
+        return (Vec::new(), 0.0);
+    }
+    v.sort_unstable_by_key(|x| x.0);
+    let n = v.len();
+    let step = n.div_ceil(100).max(1);
+    let mut checkpoints: Vec<(usize, i64)> = Vec::new();
+    for k in 1..=n.div_ceil(step) {
+        let mut i = (k * step - 1).min(n - 1);
+        while i + 1 < n && v[i + 1].0 == v[i].0 {
+            i += 1;
+        }
+        if checkpoints.last().map_or(true, |l| l.0 < i) {
+            checkpoints.push((i, v[i].0));
+        }
+    }
+    // Collected in place (same buffer).
+    let mut vals: Vec<f64> = v.into_iter().map(|x| x.1).collect();
+    let cmp = |a: &f64, b: &f64| a.partial_cmp(b).unwrap();
+    let mut rows = Vec::with_capacity(checkpoints.len());
+    for (i, ts) in checkpoints {
+        let seen = &mut vals[..=i];
+        seen.sort_unstable_by(cmp);
+        let avg = seen.iter().sum::<f64>() / seen.len() as f64;
+        rows.push((ts, [avg, percentile(seen, 0.99), percentile(seen, 0.9), percentile(seen, 0.5)]));
+    }
+    // The last checkpoint is the last point: `vals` is sorted whole.
+    (rows, percentile(&vals, 0.5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cumulative_rows;
+
+    /// Checkpoints every `n / 100` points in time order; a checkpoint covers every point up to
+    /// and including its time, whatever the order of points at the same time.
+    #[test]
+    fn cumulative_checkpoints_cover_whole_times() {
+        assert_eq!(cumulative_rows(Vec::new()), (Vec::new(), 0.0));
+        // 300 points at 100 distinct times (3 each, values 3t, 3t+1, 3t+2, shuffled): step 3,
+        // so every checkpoint falls at the end of a time.
+        let mut v: Vec<(i64, f64)> = (0..300).map(|i| ((i / 3) as i64, i as f64)).collect();
+        v.reverse();
+        v.swap(0, 150);
+        let (rows, p50) = cumulative_rows(v);
+        assert_eq!(rows.len(), 100);
+        assert_eq!(p50, 149.5);
+        assert_eq!(rows[0], (0, [1.0, 1.98, 1.8, 1.0]));
+        assert_eq!(rows[99].0, 99);
+        assert_eq!(rows[99].1[0], 149.5);
+        // Points at one time never split: 250 points at time 5 and 50 at time 7 (step 3): one
+        // checkpoint takes all of time 5, one all of time 7.
+        let v: Vec<(i64, f64)> = (0..300).map(|i| (if i < 250 { 5 } else { 7 }, i as f64)).collect();
+        let (rows, _) = cumulative_rows(v.clone());
+        assert_eq!(rows[0].0, 5);
+        assert_eq!(rows[0].1[0], 124.5);
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[1].0, rows[1].1[0]), (7, 149.5));
+        // The same figures for the points in another order.
+        let mut w = v;
+        w.reverse();
+        assert_eq!(cumulative_rows(w).0, rows);
+    }
 }
