@@ -606,25 +606,27 @@ impl Core {
         let dir = Dir::create_all(prof_dir)?.subdir(&self.tail)?.subdir(TRACE_DIR)?;
         let host = process::hostname_for_files();
         let base = format!("ms_service_{host}-{}", self.pid);
-        let (stem, file) = (0..1000)
+        let mut info = ProcessInfo {
+            pid: self.pid,
+            ppid: process::ppid(),
+            hostname: process::hostname(),
+            stem: String::new(),
+            anchor: Anchor::now(),
+            utc_offset_s: crate::clock::utc_offset_s(),
+        };
+        // The meta file appears with its header written (a live reader never sees it empty).
+        let file = (0..1000)
             .find_map(|n| {
-                let stem = if n == 0 { base.clone() } else { format!("{base}-{n}") };
-                match dir.create_new(&format!("{stem}.meta")) {
-                    Ok(file) => Some(Ok((stem, file))),
+                info.stem = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+                match dir.create_new_with(&format!("{}.meta", info.stem), |f| MetaFile::write_header(f, &info)) {
+                    Ok(file) => Some(Ok(file)),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
                     Err(e) => Some(Err(e)),
                 }
             })
             .unwrap_or_else(|| Err(std::io::Error::other("no free file-set name")))?;
-        let info = ProcessInfo {
-            pid: self.pid,
-            ppid: process::ppid(),
-            hostname: process::hostname(),
-            stem: stem.clone(),
-            anchor: Anchor::now(),
-            utc_offset_s: crate::clock::utc_offset_s(),
-        };
-        let mut meta = MetaFile::create(file, &info)?;
+        let stem = info.stem.clone();
+        let mut meta = MetaFile::open(file)?;
         for (k, v) in [("hostname", info.hostname.clone()), ("pid", self.pid.to_string()), ("ppid", info.ppid.to_string())] {
             meta.meta(k.as_bytes(), v.as_bytes())?;
         }

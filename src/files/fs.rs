@@ -109,6 +109,29 @@ impl Dir {
         Ok(f)
     }
 
+    /// As [`create_new`](Self::create_new), but `name` appears only once `init` has written it:
+    /// the file is made under a temporary name, `init` runs on it, then it is linked to `name`
+    /// (`AlreadyExists` if anything is there: still exclusive) and the temporary name removed.
+    /// A reader listing the directory never sees it half-written.
+    pub fn create_new_with(&self, name: &str, init: impl FnOnce(&File) -> io::Result<()>) -> io::Result<File> {
+        check_name(name)?;
+        let tmp = format!(".{name}.{}.{}.tmp", std::process::id(), crate::clock::monotonic_ns());
+        let f = self.create_new(&tmp)?;
+        let (a, b) = (cstr(&tmp)?, cstr(name)?);
+        let res = init(&f).and_then(|_| {
+            // SAFETY: valid fds and C strings; linkat without AT_SYMLINK_FOLLOW fails if `name`
+            // exists in any form.
+            if unsafe { libc::linkat(self.fd.as_raw_fd(), a.as_ptr(), self.fd.as_raw_fd(), b.as_ptr(), 0) } == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+        // SAFETY: valid fd and C string.
+        unsafe { libc::unlinkat(self.fd.as_raw_fd(), a.as_ptr(), 0) };
+        res.map(|_| f)
+    }
+
     /// The path this directory was opened at.
     pub fn path(&self) -> &Path {
         &self.path
@@ -212,4 +235,37 @@ pub fn create_if_absent(path: &Path, contents: &[u8]) -> io::Result<bool> {
     // SAFETY: valid fd and C string.
     unsafe { libc::unlinkat(dir.fd.as_raw_fd(), a.as_ptr(), 0) };
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dir;
+    use std::io;
+    use std::os::unix::fs::FileExt;
+
+    /// The name appears only after `init`, with what it wrote; creation stays exclusive; no
+    /// temporary file is left behind, whatever happens.
+    #[test]
+    fn create_new_with_publishes_initialised_files_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        let path = tmp.path().join("a.meta");
+        let f = dir
+            .create_new_with("a.meta", |f| {
+                assert!(!path.exists(), "visible before init finished");
+                f.write_all_at(b"header", 0)
+            })
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"header");
+        // The returned file is the published one.
+        f.write_all_at(b"H", 0).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"Header");
+        let again = dir.create_new_with("a.meta", |_| Ok(()));
+        assert_eq!(again.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        let failed = dir.create_new_with("b.meta", |_| Err(io::Error::other("init failed")));
+        assert_eq!(failed.unwrap_err().to_string(), "init failed");
+        assert!(!tmp.path().join("b.meta").exists());
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.meta")]);
+    }
 }

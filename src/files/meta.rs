@@ -176,6 +176,13 @@ fn put(h: &mut [u8], at: usize, b: &[u8]) {
 impl MetaFile {
     /// Create the file (already opened exclusively by the caller) and write its header.
     pub fn create(file: File, info: &ProcessInfo) -> io::Result<MetaFile> {
+        Self::write_header(&file, info)?;
+        Self::open(file)
+    }
+
+    /// Size a new, empty file and write its header (see [`crate::files::fs::Dir::create_new_with`]:
+    /// readers then never see a meta file without its header).
+    pub fn write_header(file: &File, info: &ProcessInfo) -> io::Result<()> {
         crate::files::fs::check_fsize_limit(HEADER_BYTES)?; // before set_len, which would raise SIGXFSZ
         file.set_len(HEADER_BYTES)?;
         crate::files::fs::preallocate(&file, HEADER_BYTES)?;
@@ -192,7 +199,11 @@ impl MetaFile {
         put(&mut h, at::HOSTNAME, hn);
         let st = &info.stem.as_bytes()[..info.stem.len().min(63)];
         put(&mut h, at::STEM, st);
-        file.write_all_at(&h, 0)?;
+        file.write_all_at(&h, 0)
+    }
+
+    /// A file whose header [`write_header`](Self::write_header) wrote, for appending.
+    pub fn open(file: File) -> io::Result<MetaFile> {
         let map = MmapOptions::new().len(HEADER_BYTES as usize).map_raw(&file)?;
         Ok(MetaFile { file, counters: Counters(Arc::new(map)), end: HEADER_BYTES })
     }
