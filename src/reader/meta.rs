@@ -49,6 +49,8 @@ pub struct ProcessMeta {
     pub problems: Vec<String>,
     /// Bytes of the entry log that could not be read.
     pub skipped_bytes: u64,
+    /// Size of the meta file when it was read.
+    pub bytes: u64,
 }
 
 impl ProcessMeta {
@@ -103,6 +105,7 @@ pub fn parse(data: &[u8]) -> Result<ProcessMeta, String> {
         utc_offset_s: u32at(data, at::UTC_OFFSET) as i32,
         clean: u32at(data, FLAGS_AT) & FLAG_CLEAN != 0,
         write_error: (u32at(data, FLAGS_AT) & FLAG_WRITE_FAILED != 0).then(|| u32at(data, at::WRITE_ERRNO)),
+        bytes: data.len() as u64,
         ..ProcessMeta::default()
     };
     for i in 0..N_COUNTERS {

@@ -186,10 +186,27 @@ impl Process {
             segs.iter().enumerate().flat_map(|(i, (file, info))| segment::chunks(file, info).into_iter().map(move |c| (i, c))).collect();
         order.sort_by_key(|(_, c)| c.seq);
         let mut buf = Vec::new();
+        // Read live, the process may intern strings after its meta file was read: when the file
+        // has grown by the time a chunk is read, it is read again before the chunk is decoded (a
+        // string is written to the meta file before any record uses its id).
+        let mut fresh: Option<ProcessMeta> = None;
+        let mut meta_bytes = m.bytes;
         for (i, c) in order {
             let (file, info) = &segs[i];
             let path = &info.path;
-            let s = segment::scan_chunk(file, info, c, &mut buf, |v| f(Item { process: m, record: v }));
+            let s = match segment::read_chunk(file, info, c, &mut buf) {
+                Err(s) => s,
+                Ok(()) => {
+                    if std::fs::metadata(&self.files.meta).is_ok_and(|md| md.len() > meta_bytes) {
+                        if let Ok(x) = meta::read(&self.files.meta) {
+                            meta_bytes = x.bytes;
+                            fresh = Some(x);
+                        }
+                    }
+                    let m = fresh.as_ref().unwrap_or(m);
+                    segment::decode_chunk(info, &buf, |v| f(Item { process: m, record: v }))
+                }
+            };
             r.chunks += 1;
             r.records += s.records;
             r.open_chunks += s.open as u64;

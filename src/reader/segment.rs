@@ -73,7 +73,7 @@ pub fn open(path: &Path) -> Result<(File, SegmentInfo), String> {
 }
 
 /// The claimed chunks of a segment in claim order (a partial last chunk of a truncated file
-/// is included; its missing part is reported by [`scan_chunk`]).
+/// is included; its missing part is reported by [`decode_chunk`]).
 pub fn chunks(f: &File, info: &SegmentInfo) -> Vec<ChunkRef> {
     let mut out = Vec::new();
     let mut h = [0u8; 16];
@@ -92,9 +92,10 @@ pub fn chunks(f: &File, info: &SegmentInfo) -> Vec<ChunkRef> {
     out
 }
 
-/// Read chunk `c` into `buf` and call `f` for each committed record, in write order.
-/// `f` also receives the chunk header's thread id.
-pub fn scan_chunk(file: &File, info: &SegmentInfo, c: ChunkRef, buf: &mut Vec<u8>, mut f: impl FnMut(View<'_>)) -> ChunkScan {
+/// Read chunk `c` into `buf` (one positioned read: every record in it was committed before
+/// the read). `Err` is the whole result when there is nothing to decode (file too short; the
+/// chunk was recycled since it was listed); otherwise decode it with [`decode_chunk`].
+pub fn read_chunk(file: &File, info: &SegmentInfo, c: ChunkRef, buf: &mut Vec<u8>) -> Result<(), ChunkScan> {
     let mut s = ChunkScan::default();
     buf.resize(info.chunk_bytes, 0);
     let off = (HEADER_BYTES + c.index * info.chunk_bytes) as u64;
@@ -102,13 +103,20 @@ pub fn scan_chunk(file: &File, info: &SegmentInfo, c: ChunkRef, buf: &mut Vec<u8
     buf.truncate(got);
     if got < CHUNK_HEADER {
         s.corrupt_bytes = info.chunk_bytes as u64;
-        return s;
+        return Err(s);
     }
     let seq = u64::from_le_bytes(buf[chunk_at::SEQ..chunk_at::SEQ + 8].try_into().unwrap());
     if seq != c.seq {
         s.raced = true;
-        return s;
+        return Err(s);
     }
+    Ok(())
+}
+
+/// Call `f` for each committed record of a chunk [`read_chunk`] read into `buf`, in write order.
+pub fn decode_chunk(info: &SegmentInfo, buf: &[u8], mut f: impl FnMut(View<'_>)) -> ChunkScan {
+    let mut s = ChunkScan::default();
+    let got = buf.len();
     let closed = u64::from_le_bytes(buf[chunk_at::CLOSED_BYTES..chunk_at::CLOSED_BYTES + 8].try_into().unwrap()) as usize;
     s.open = closed == 0;
     let mut pos = CHUNK_HEADER;
