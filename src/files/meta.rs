@@ -185,7 +185,7 @@ impl MetaFile {
     pub fn write_header(file: &File, info: &ProcessInfo) -> io::Result<()> {
         crate::files::fs::check_fsize_limit(HEADER_BYTES)?; // before set_len, which would raise SIGXFSZ
         file.set_len(HEADER_BYTES)?;
-        crate::files::fs::preallocate(&file, HEADER_BYTES)?;
+        crate::files::fs::preallocate(file, HEADER_BYTES)?;
         let mut h = vec![0u8; HEADER_BYTES as usize];
         put(&mut h, 0, MAGIC);
         put(&mut h, 8, &VERSION.to_le_bytes());
