@@ -54,6 +54,18 @@ fn multihost() {
     assert_eq!(labels.into_iter().collect::<Vec<_>>(), vec!["host-a", "host-a,dp0", "host-b", "host-b,dp0"]);
     let sort: Vec<(u64, u64)> = v.as_array().unwrap().iter().filter(|e| e["name"] == "process_sort_index").map(|e| (e["args"]["sort_index"].as_u64().unwrap(), e["pid"].as_u64().unwrap())).collect();
     assert_eq!(sort.len(), 6);
+    // A trace-only parse keeps no table rows, and writes the same traces.
+    let out_t = tmp.path().join("out-traces");
+    let mut o = options(&root, &out_t);
+    o.formats = vec![ms_service_profiler::parse::Format::Json, ms_service_profiler::parse::Format::Perfetto];
+    let t = ms_service_profiler::parse::run(&o).unwrap();
+    assert_eq!((t.records, t.processes, t.hosts, t.requests), (s.records, 6, 2, 4));
+    for f in ["chrome_tracing.json", "trace.perfetto-trace"] {
+        assert!(std::fs::read(out.join(f)).unwrap() == std::fs::read(out_t.join(f)).unwrap(), "{f} differs");
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&out_t).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["chrome_tracing.json", "trace.perfetto-trace"]);
 
     // CLI.
     let exe = env!("CARGO_BIN_EXE_msserviceprofiler");

@@ -47,13 +47,16 @@ pub struct ProcResult {
 /// Folds events into a partial.
 pub struct Collector<'a> {
     info: &'a ProcInfo,
-    spans: &'a FxHashSet<String>,
     part: Partial,
     trace: Option<TraceOut>,
     domains: u8,
     io_error: Option<String>,
     /// The flow-point spill (for chrome_tracing.json and profiler.db), when they are written.
     flows: Option<FlowWriter>,
+    /// Keep the table rows (batch, KV, forward, queue samples, iteration ends, and the spans of
+    /// `span_info/` named in the set): only the CSVs and profiler.db read them; the traces are
+    /// written while reading.
+    rows: Option<&'a FxHashSet<String>>,
     last_entries: Option<std::sync::Arc<Vec<crate::parse::model::rid::RidEntry>>>,
     cache: AttrCache,
     spill: Option<SpillWriter>,
@@ -63,16 +66,17 @@ pub struct Collector<'a> {
 }
 
 impl<'a> Collector<'a> {
-    /// A collector for process `info`, keeping `span_info` spans named in `spans`.
-    pub fn new(info: &'a ProcInfo, spans: &'a FxHashSet<String>, trace: Option<TraceOut>) -> Collector<'a> {
+    /// A collector for process `info`, keeping the table rows when `rows` is given (with the
+    /// `span_info` spans it names).
+    pub fn new(info: &'a ProcInfo, rows: Option<&'a FxHashSet<String>>, trace: Option<TraceOut>) -> Collector<'a> {
         Collector {
             info,
-            spans,
             part: Partial::default(),
             trace,
             domains: 0,
             io_error: None,
             flows: None,
+            rows,
             last_entries: None,
             cache: AttrCache::default(),
             spill: None,
@@ -176,7 +180,7 @@ impl<'a> Collector<'a> {
                     self.part.span_names.insert(ev.name.to_string(), 1);
                 }
             }
-            if self.spans.contains(ev.name) {
+            if self.rows.is_some_and(|r| r.contains(ev.name)) {
                 self.part.spans.push(SpanRow { name: self.names.get(ev.name), proc, start: ev.start, end: ev.end });
             }
         }
@@ -225,7 +229,7 @@ impl<'a> Collector<'a> {
             }
             "Enqueue" | "Dequeue" => {
                 let q = ev.str("scope#QueueName").unwrap_or("");
-                if let (Some(size), Some(queue)) = (ev.num("QueueSize="), QueueName::of(q)) {
+                if let (true, Some(size), Some(queue)) = (self.rows.is_some(), ev.num("QueueSize="), QueueName::of(q)) {
                     self.part.queue.push(QueueSample { ts: s, size, proc: proc as u32, queue });
                 }
                 let enq = ev.name == "Enqueue";
@@ -246,14 +250,20 @@ impl<'a> Collector<'a> {
                     }
                 }
             }
-            "forward" if ev.kind == Kind::Span => self.part.forwards.push(FwdRow::from_event(ev, proc)),
+            "forward" if ev.kind == Kind::Span => {
+                if self.rows.is_some() {
+                    self.part.forwards.push(FwdRow::from_event(ev, proc));
+                }
+            }
             _ => {
                 if is_kv(ev.domain, ev.name) {
-                    let name = self.names.get(ev.name);
-                    self.part.kv.push(KvRow::from_event(ev, proc, name));
+                    if self.rows.is_some() {
+                        let name = self.names.get(ev.name);
+                        self.part.kv.push(KvRow::from_event(ev, proc, name));
+                    }
                 } else if ev.domain != "KVCache" && ev.domain != "PullKVCache" {
                     let exec = ev.name == "modelExec";
-                    let iter_row = batch && (exec || crate::parse::model::batch::SCHEDULE_NAMES.contains(&ev.name));
+                    let iter_row = self.rows.is_some() && batch && (exec || crate::parse::model::batch::SCHEDULE_NAMES.contains(&ev.name));
                     for r in ev.rids.entries.iter() {
                         let a = self.req(&r.rid, s);
                         if exec {
@@ -271,7 +281,7 @@ impl<'a> Collector<'a> {
                 }
             }
         }
-        if let Some(name) = batch_name {
+        if let (true, Some(name)) = (self.rows.is_some(), batch_name) {
             let mut row = BatchRow::from_event(&mut owned, name, proc, batch_type, self.last_entries.as_ref());
             let same = self.last_entries.as_ref().is_some_and(|l| std::sync::Arc::ptr_eq(l, &row.entries));
             self.last_entries = Some(row.entries.clone());
@@ -337,18 +347,19 @@ impl<'a> Collector<'a> {
 }
 
 /// Read one process (or one part of it) end to end. `progress` counts records as they are read;
+/// `rows`: keep the table rows, with these `span_info` span names (see [`Collector::new`]);
 /// `spill` (path, part number) sends batch request lists to a spill file, `flows` (a path)
 /// the request flow points (only drawn with a trace writer).
 pub fn read_process(
     p: &Process,
     info: &ProcInfo,
-    spans: &FxHashSet<String>,
+    rows: Option<&FxHashSet<String>>,
     trace: Option<TraceOut>,
     flows: Option<std::path::PathBuf>,
     spill: Option<(std::path::PathBuf, u32)>,
     progress: &AtomicU64,
 ) -> ProcResult {
-    let mut c = Collector::new(info, spans, trace);
+    let mut c = Collector::new(info, rows, trace);
     if let Some(path) = flows.filter(|_| c.trace.is_some()) {
         match FlowWriter::create(&path, info.trace_pid) {
             Ok(w) => c.flows = Some(w),

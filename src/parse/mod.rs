@@ -234,12 +234,14 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
         })
         .collect();
     let flows = want(Format::Json) || want(Format::Db);
+    // The traces are written while reading; only the tables need the rows.
+    let rows = want(Format::Csv) || want(Format::Db);
     let mut results: Vec<(usize, usize, ProcResult)> = pool.install(|| {
         parts
             .par_iter()
             .enumerate()
             .map(|(w, (i, k, p))| {
-                let spill = Some((opts.output.join(format!(".batches.{w}.spill")), w as u32));
+                let spill = rows.then(|| (opts.output.join(format!(".batches.{w}.spill")), w as u32));
                 let flow_spill = flows.then(|| opts.output.join(format!(".flows.{w}.spill")));
                 let info = &infos[*i];
                 let frag = want(Format::Json).then(|| opts.output.join(format!(".chrome_tracing.{}.{}.part", info.index, k)));
@@ -249,7 +251,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                     match TraceOut::new(info.trace_pid, info.offset_s, frag, dbp, pf) {
                         Ok(t) => Some(t),
                         Err(e) => {
-                            let mut r = read_process(p, info, &spans, None, None, None, &count);
+                            let mut r = read_process(p, info, rows.then_some(&spans), None, None, None, &count);
                             r.io_error = Some(e.to_string());
                             return (*i, *k, r);
                         }
@@ -257,7 +259,7 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                 } else {
                     None
                 };
-                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, &spans, trace, flow_spill, spill, &count)));
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, rows.then_some(&spans), trace, flow_spill, spill, &count)));
                 let mut r = read.unwrap_or_else(|e| {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();
