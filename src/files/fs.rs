@@ -216,25 +216,11 @@ pub fn create_if_absent(path: &Path, contents: &[u8]) -> io::Result<bool> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let dir = Dir::open(parent)?;
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad file name"))?;
-    let tmp = format!(".{name}.{}.{}.tmp", std::process::id(), crate::clock::monotonic_ns());
-    let mut f = dir.create_new(&tmp)?;
-    let (a, b) = (cstr(&tmp)?, cstr(name)?);
-    let res = f.write_all(contents).and_then(|_| f.sync_data()).and_then(|_| {
-        // SAFETY: valid fds and C strings; linkat without AT_SYMLINK_FOLLOW.
-        if unsafe { libc::linkat(dir.fd.as_raw_fd(), a.as_ptr(), dir.fd.as_raw_fd(), b.as_ptr(), 0) } == 0 {
-            Ok(true)
-        } else {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                Ok(false)
-            } else {
-                Err(e)
-            }
-        }
-    });
-    // SAFETY: valid fd and C string.
-    unsafe { libc::unlinkat(dir.fd.as_raw_fd(), a.as_ptr(), 0) };
-    res
+    match dir.create_new_with(name, |mut f| f.write_all(contents).and_then(|_| f.sync_data())) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
