@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
+use rusqlite::types::Value;
 use rusqlite::{params, Connection};
+
+use super::bulk::{bulk_row, Bulk};
 
 use super::trace::DbRows;
 use crate::parse::build::Model;
@@ -15,6 +18,7 @@ use crate::parse::model::stats::percentile;
 use crate::parse::time;
 
 const SCHEMA: &str = "
+PRAGMA page_size=65536;
 PRAGMA journal_mode=OFF;
 PRAGMA synchronous=OFF;
 CREATE TABLE data_table(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, view_name TEXT);
@@ -26,22 +30,35 @@ CREATE TABLE counter(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, pid TEXT, 
 CREATE TABLE flow(id INTEGER PRIMARY KEY AUTOINCREMENT, flow_id TEXT, name TEXT, cat TEXT, track_id INTEGER, timestamp INTEGER, type TEXT);
 ";
 
-const SLICE_INSERT: &str =
-    "INSERT INTO slice(timestamp, duration, name, depth, track_id, cat, args, cname, end_time, flag_id) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, NULL, ?7, NULL)";
-const COUNTER_INSERT: &str = "INSERT INTO counter(name, pid, timestamp, cat, args) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// The `slice` table's multi-row insert: (ts, dur, name, track, cat, args, end).
+fn slices(c: &Connection) -> rusqlite::Result<Bulk<'_>> {
+    Bulk::new(
+        c,
+        "INSERT INTO slice(timestamp, duration, name, depth, track_id, cat, args, cname, end_time, flag_id) VALUES ",
+        "(?1, ?2, ?3, 0, ?4, ?5, ?6, NULL, ?7, NULL)",
+        7,
+    )
+}
+
+/// The `counter` table's multi-row insert: (name, pid, ts, cat, args).
+fn counters(c: &Connection) -> rusqlite::Result<Bulk<'_>> {
+    Bulk::new(c, "INSERT INTO counter(name, pid, timestamp, cat, args) VALUES ", "(?1, ?2, ?3, ?4, ?5)", 5)
+}
 
 struct Tracks {
-    ids: HashMap<(u64, String), i64>,
+    /// Track id by pid, then by tid (or counter name).
+    ids: HashMap<u64, HashMap<String, i64>>,
     rows: Vec<(i64, u64, String, String)>,
 }
 
 impl Tracks {
     fn id(&mut self, pid: u64, tid: &str, cat: &str) -> i64 {
-        if let Some(&i) = self.ids.get(&(pid, tid.to_string())) {
+        let by_tid = self.ids.entry(pid).or_default();
+        if let Some(&i) = by_tid.get(tid) {
             return i;
         }
         let i = self.rows.len() as i64 + 1;
-        self.ids.insert((pid, tid.to_string()), i);
+        by_tid.insert(tid.to_string(), i);
         self.rows.push((i, pid, tid.to_string(), cat.to_string()));
         i
     }
@@ -58,24 +75,25 @@ fn receive(conn: Connection, rx: Receiver<DbRows>) -> rusqlite::Result<(Connecti
     let mut tracks = Tracks { ids: HashMap::new(), rows: Vec::new() };
     conn.execute_batch("BEGIN")?;
     {
-        let mut slice = conn.prepare(SLICE_INSERT)?;
-        let mut counter = conn.prepare(COUNTER_INSERT)?;
+        let (mut slice, mut counter) = (slices(&conn)?, counters(&conn)?);
         for msg in rx {
             match msg {
                 DbRows::Slices(v) => {
                     for s in v {
                         let t = tracks.id(s.pid, &s.tid, &s.cat);
-                        slice.execute(params![s.ts, s.dur, s.name, t, s.cat, s.args, s.ts + s.dur])?;
+                        slice.row([s.ts.into(), s.dur.into(), s.name.into(), t.into(), s.cat.into(), s.args.into(), (s.ts + s.dur).into()])?;
                     }
                 }
                 DbRows::Counters(v) => {
                     for c in v {
                         tracks.id(c.pid, &c.name, &c.cat);
-                        counter.execute(params![c.name, c.pid.to_string(), c.ts, c.cat, c.args])?;
+                        counter.row([c.name.into(), c.pid.to_string().into(), c.ts.into(), c.cat.into(), c.args.into()])?;
                     }
                 }
             }
         }
+        slice.finish()?;
+        counter.finish()?;
     }
     conn.execute_batch("COMMIT")?;
     Ok((conn, tracks))
@@ -108,22 +126,23 @@ impl Db {
         let (conn, mut tracks) = self.worker.join().map_err(|_| rusqlite::Error::InvalidQuery)??;
         conn.execute_batch("BEGIN")?;
         {
-            let mut slice = conn.prepare(SLICE_INSERT)?;
-            let mut counter = conn.prepare(COUNTER_INSERT)?;
+            let (mut slice, mut counter) = (slices(&conn)?, counters(&conn)?);
             for p in parts {
                 let row = |r: &super::db_part::Row<'_>| -> rusqlite::Result<()> {
                     if r.slice {
                         let t = tracks.id(r.pid, r.tid, r.cat);
-                        slice.execute(params![r.ts, r.dur, r.name, t, r.cat, r.args, r.ts + r.dur])?;
+                        let v = [r.ts.into(), r.dur.into(), text(r.name), t.into(), text(r.cat), text(r.args), (r.ts + r.dur).into()];
+                        slice.row(v)
                     } else {
                         tracks.id(r.pid, r.name, r.cat);
-                        counter.execute(params![r.name, r.pid.to_string(), r.ts, r.cat, r.args])?;
+                        counter.row([text(r.name), r.pid.to_string().into(), r.ts.into(), text(r.cat), text(r.args)])
                     }
-                    Ok(())
                 };
                 super::db_part::read(p, row, |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                 let _ = std::fs::remove_file(p);
             }
+            slice.finish()?;
+            counter.finish()?;
         }
         crate::parse::stage("profiler.db: timeline slices in");
         timeline(&conn, m, &mut tracks)?;
@@ -146,23 +165,28 @@ fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<
             params![m.procs[i].trace_pid.to_string(), super::chrome::process_name(m, i), super::chrome::label(m, i), rank as i64],
         )?;
     }
-    // Flow rows need the track of (pid, integer tid).
-    let mut names: HashMap<(u64, u32), (String, String)> = HashMap::new();
+    // Flow rows need the track of (pid, integer tid): looked up once per thread.
+    let mut names: HashMap<(u64, u32), (&str, &str)> = HashMap::new();
     for (i, ts) in m.threads.iter().enumerate() {
         for t in ts {
-            names.insert((m.procs[i].trace_pid, t.tid), (t.name.clone(), t.domain.clone()));
+            names.insert((m.procs[i].trace_pid, t.tid), (t.name.as_str(), t.domain.as_str()));
         }
     }
+    let mut track_of: HashMap<(u64, u32), i64> = HashMap::new();
     {
-        let mut f = c.prepare("INSERT INTO flow(flow_id, name, cat, track_id, timestamp, type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        // flow_id, name and cat all come from the one bound id.
+        let mut f = Bulk::new(c, "INSERT INTO flow(flow_id, name, cat, track_id, timestamp, type) VALUES ", "(?1, 'flow_' || ?1, ?1, ?2, ?3, ?4)", 4)?;
         m.for_each_flow_point(
             |rid, p, ph| {
-                let (n, d) = names.get(&(p.pid, p.tid)).cloned().unwrap_or_default();
-                let t = tracks.id(p.pid, &n, &d);
-                f.execute(params![rid, format!("flow_{rid}"), rid, t, p.ts, ph]).map(|_| ())
+                let t = *track_of.entry((p.pid, p.tid)).or_insert_with(|| {
+                    let (n, d) = names.get(&(p.pid, p.tid)).copied().unwrap_or_default();
+                    tracks.id(p.pid, n, d)
+                });
+                f.row([Value::Text(rid.to_string()), Value::Integer(t), Value::Integer(p.ts), Value::Text(ph.to_string())])
             },
             |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
         )?;
+        f.finish()?;
     }
     let mut th = c.prepare("INSERT INTO thread VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for (id, pid, tid, cat) in &tracks.rows {
@@ -177,6 +201,10 @@ fn register(c: &Connection, name: &str, view: &str, en: &str) -> rusqlite::Resul
     Ok(())
 }
 
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
 fn f(s: &str) -> Option<f64> {
     s.parse().ok()
 }
@@ -188,10 +216,11 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
          CREATE VIEW request_data AS SELECT http_rid, start_datetime, recv_token_size, reply_token_size, execution_time AS \"execution_time(ms)\", queue_wait_time AS \"queue_wait_time(ms)\", first_token_latency AS \"first_token_latency(ms)\", cache_hit_rate, \"start_time(ms)\" FROM request;",
     )?;
     {
-        let mut ins = c.prepare("INSERT INTO request VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+        let mut ins = Bulk::new(c, "INSERT INTO request VALUES ", "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", 9)?;
         for r in super::request_csv::rows(m) {
-            ins.execute(params![r[0], r[1], f(&r[2]), f(&r[3]), f(&r[4]), f(&r[5]), f(&r[6]), f(&r[7]), r[8].parse::<i64>().ok()])?;
+            ins.row(bulk_row![r[0], r[1], f(&r[2]), f(&r[3]), f(&r[4]), f(&r[5]), f(&r[6]), f(&r[7]), r[8].parse::<i64>().ok()])?;
         }
+        ins.finish()?;
     }
     register(c, "request", "request_data", "Per-request latency and token counts")?;
 
@@ -211,9 +240,10 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
          CREATE VIEW Batch_Token_curve AS SELECT ROW_NUMBER() OVER (ORDER BY start_time) - 1 AS batch_id, total_scheduled_tokens, prefill_scheduled_tokens, decode_scheduled_tokens FROM batch WHERE name = '{sched}';"
     ))?;
     {
-        let mut ins = c.prepare("INSERT INTO batch VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)")?;
-        let mut ex = c.prepare("INSERT INTO batch_exec VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        let mut rq = c.prepare("INSERT INTO batch_req VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut ins =
+            Bulk::new(c, "INSERT INTO batch VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)", 24)?;
+        let mut ex = Bulk::new(c, "INSERT INTO batch_exec VALUES ", "(?1, ?2, ?3, ?4, ?5)", 5)?;
+        let mut rq = Bulk::new(c, "INSERT INTO batch_req VALUES ", "(?1, ?2, ?3, ?4, ?5)", 5)?;
         let mut batch_id: i64 = -1;
         for b in &m.batches {
             let p = &m.procs[b.proc as usize];
@@ -222,7 +252,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             let entries = crate::parse::model::spill::entries_of(&m.spill, b);
             let mut res_list = String::with_capacity(16 + entries.len() * 48);
             crate::parse::model::rid::Rids::write_json(&mut res_list, &entries, b.dicts, &m.map);
-            ins.execute(params![
+            ins.row(bulk_row![
                 b.name.as_str(),
                 res_list,
                 time::datetime(b.start, p.offset_s),
@@ -251,11 +281,14 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
             if b.name == sched {
                 batch_id += 1;
                 for (i, e) in entries.iter().enumerate() {
-                    rq.execute(params![batch_id, i as i64, m.map.resolve(&e.rid), e.iter, Option::<i64>::None])?;
+                    rq.row(bulk_row![batch_id, i as i64, m.map.resolve(&e.rid), e.iter, Option::<i64>::None])?;
                 }
             }
-            ex.execute(params![batch_id.max(0), b.name.as_str(), p.trace_pid.to_string(), b.start as f64 / 1e3, b.end as f64 / 1e3])?;
+            ex.row(bulk_row![batch_id.max(0), b.name.as_str(), p.trace_pid.to_string(), b.start as f64 / 1e3, b.end as f64 / 1e3])?;
         }
+        ins.finish()?;
+        ex.finish()?;
+        rq.finish()?;
     }
     register(c, "batch", "batch_info", "Batches: composition, KV usage, timing")?;
 
@@ -267,11 +300,12 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
          INSERT INTO data_link VALUES ('rid', 'request', 'http_rid');",
     )?;
     {
-        let mut ins = c.prepare("INSERT INTO forward VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)")?;
+        let mut ins = Bulk::new(c, "INSERT INTO forward VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)", 14)?;
         for fw in &m.forwards {
             let r = super::forward_csv::cells(m, fw);
-            ins.execute(params![r[0], f(&r[1]), r[2], r[3], f(&r[4]), f(&r[5]), f(&r[6]), r[7], fw.iter as i64, r[9], r[10], r[11], f(&r[12]), f(&r[13])])?;
+            ins.row(bulk_row![r[0], f(&r[1]), r[2], r[3], f(&r[4]), f(&r[5]), f(&r[6]), r[7], fw.iter as i64, r[9], r[10], r[11], f(&r[12]), f(&r[13])])?;
         }
+        ins.finish()?;
     }
     register(c, "forward", "forward_info", "Forward passes and bubbles")?;
 
@@ -282,10 +316,10 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
          CREATE VIEW Kvcache_Usage_Percent_curve AS SELECT substr(start_time, 1, 10) || ' ' || substr(start_time, 12, 8) || '.' || substr(start_time, 21, 6) AS datetime, kvcache_usage_rate * 100 AS kvcache_usage_percent FROM kvcache WHERE kvcache_usage_rate IS NOT NULL;",
     )?;
     {
-        let mut ins = c.prepare("INSERT INTO kvcache VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")?;
+        let mut ins = Bulk::new(c, "INSERT INTO kvcache VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", 10)?;
         for k in &m.kv {
             let p = &m.procs[k.proc];
-            ins.execute(params![
+            ins.row(bulk_row![
                 &*k.name,
                 time::datetime(k.ts, p.offset_s),
                 k.total.get(),
@@ -298,6 +332,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
                 p.dp_rank
             ])?;
         }
+        ins.finish()?;
     }
     register(c, "kvcache", "kvcache_usage", "KV-cache usage over time")?;
 
@@ -309,11 +344,12 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
     {
         let rows = super::request_status::rows(m);
         let t0 = m.queue.first().map(|q| q.ts).unwrap_or(0);
-        let mut ins = c.prepare("INSERT INTO request_status VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")?;
+        let mut ins = Bulk::new(c, "INSERT INTO request_status VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8)", 8)?;
         for (p, ts, w, r, s) in rows {
             let pi = &m.procs[p];
-            ins.execute(params![pi.hostname, pi.pid.to_string(), time::datetime(ts, pi.offset_s), (ts - t0) as f64 / 1e6, w, r, s, ts as f64 / 1e6])?;
+            ins.row(bulk_row![pi.hostname, pi.pid.to_string(), time::datetime(ts, pi.offset_s), (ts - t0) as f64 / 1e6, w, r, s, ts as f64 / 1e6])?;
         }
+        ins.finish()?;
     }
 
     crate::parse::stage("profiler.db: latency tables");

@@ -3,6 +3,7 @@
 //! trace `pid`), `host_usage` / `npu_usage` with their curve views, and the device-time columns
 //! added to `forward` and `batch` (same rows, same order as forward.csv / batch.csv).
 
+use super::bulk::{bulk_row, Bulk};
 use rusqlite::{params, Connection};
 
 use crate::parse::build::Model;
@@ -47,28 +48,32 @@ pub fn write(c: &Connection, m: &Model) -> rusqlite::Result<()> {
     c.execute_batch(TABLES)?;
     let pid = |p: usize| m.procs[p].trace_pid.to_string();
     {
-        let mut api = c.prepare("INSERT INTO Api VALUES (?1,?2,?3,?4,?5,?6,?7)")?;
+        let mut api = Bulk::new(c, "INSERT INTO Api VALUES ", "(?1,?2,?3,?4,?5,?6,?7)", 7)?;
         for a in &d.apis {
-            api.execute(params![a.name, a.start, a.end, a.pid.unwrap_or(m.procs[a.proc].pid as i64), a.tid, a.corr, pid(a.proc)])?;
+            api.row(bulk_row![a.name, a.start, a.end, a.pid.unwrap_or(m.procs[a.proc].pid as i64), a.tid, a.corr, pid(a.proc)])?;
         }
-        let mut k = c.prepare("INSERT INTO Kernel VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")?;
-        let mut cm = c.prepare("INSERT INTO Communication VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)")?;
-        let mut mx = c.prepare("INSERT INTO Mstx VALUES (?1,?2,?3,?4,?5,?6,?7)")?;
+        api.finish()?;
+        let mut k = Bulk::new(c, "INSERT INTO Kernel VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9)", 9)?;
+        let mut cm = Bulk::new(c, "INSERT INTO Communication VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)", 11)?;
+        let mut mx = Bulk::new(c, "INSERT INTO Mstx VALUES ", "(?1,?2,?3,?4,?5,?6,?7)", 7)?;
         for (a, api) in d.acts.iter().zip(&d.api_of) {
             match a.kind {
                 ActKind::Kernel => {
                     let api_name = api.map(|i| d.apis[i].name.as_str());
-                    k.execute(params![a.ty, a.name, a.start, a.end, a.device, a.stream, a.corr, pid(a.proc), api_name])?;
+                    k.row(bulk_row![a.ty, a.name, a.start, a.end, a.device, a.stream, a.corr, pid(a.proc), api_name])?;
                 }
                 ActKind::Communication => {
                     let ci = a.comm.clone().unwrap_or_default();
-                    cm.execute(params![a.name, a.start, a.end, a.device, a.stream, ci.count, ci.data_type, ci.comm_name, ci.alg_type, a.corr, pid(a.proc)])?;
+                    cm.row(bulk_row![a.name, a.start, a.end, a.device, a.stream, ci.count, ci.data_type, ci.comm_name, ci.alg_type, a.corr, pid(a.proc)])?;
                 }
                 ActKind::Marker => {
-                    mx.execute(params![pid(a.proc), a.device, a.stream, a.ty, a.start, a.end, a.name])?;
+                    mx.row(bulk_row![pid(a.proc), a.device, a.stream, a.ty, a.start, a.end, a.name])?;
                 }
             }
         }
+        k.finish()?;
+        cm.finish()?;
+        mx.finish()?;
         let mut hu = c.prepare("INSERT INTO host_usage VALUES (?1,?2,?3,?4,?5,?6)")?;
         let mut nu = c.prepare("INSERT INTO npu_usage VALUES (?1,?2,?3,?4,?5,?6,?7)")?;
         for u in &d.usage {

@@ -1,6 +1,7 @@
 //! Exporters: one file per output (see docs/OUTPUTS.md).
 
 pub mod batch_csv;
+pub mod bulk;
 pub mod chrome;
 pub mod csv;
 pub mod db;
