@@ -14,6 +14,10 @@
 #   MSP_BENCH_SWITCHBACK=SECONDS: instead of the rounds, (c) / (b) by a switchback experiment on the
 #   profiled server (enable flipped every MSP_BENCH_WINDOW seconds, default 3, under one continuous
 #   load; scripts/bench_vllm_load.py explains it)
+#   MSP_BENCH_CONCURRENT=1: both servers at once, each process tree pinned to its own CPU (a on CPU 0
+#   and the profiled server on CPU 1; MSP_BENCH_SWAP=1 the other way round), every round sending the
+#   workload to both; rounds alternate (b) and (c) (scripts/bench_vllm_load.py explains it)
+#   MSP_BENCH_NO_STREAM=1: non-streaming requests (far less client CPU on the machine the servers use)
 #   MSP_BENCH_DIR: work directory (default: a new /tmp/msp-vllm-bench.* directory)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,16 +37,23 @@ pin=()
 [ "$cpus" = all ] || pin=(taskset -c "$cpus")
 echo "== CPUs for the servers and the load: ${cpus} (of $(nproc)); load $(cut -d' ' -f1-3 /proc/loadavg)"
 
+cpu_a=() cpu_p=()
+if [ -n "${MSP_BENCH_CONCURRENT:-}" ]; then
+    ca=0 cp=1
+    [ -z "${MSP_BENCH_SWAP:-}" ] || { ca=1; cp=0; }
+    cpu_a=(env VLLM_CPU_OMP_THREADS_BIND=$ca taskset -c $ca) cpu_p=(env VLLM_CPU_OMP_THREADS_BIND=$cp taskset -c $cp)
+    echo "== concurrent: server a on CPU $ca, the profiled server on CPU $cp"
+fi
 pids=()
 trap 'for p in "${pids[@]}"; do kill -KILL -- -"$p" 2>/dev/null || true; done' EXIT
 
 # (a) no profiler
-(unset SERVICE_PROF_CONFIG_PATH PROFILING_SYMBOLS_PATH; VLLM_PLUGINS= exec setsid "${pin[@]}" "${serve[@]}" --port "$port_a") > server_a.log 2>&1 &
+(unset SERVICE_PROF_CONFIG_PATH PROFILING_SYMBOLS_PATH; VLLM_PLUGINS= exec setsid "${pin[@]}" "${cpu_a[@]}" "${serve[@]}" --port "$port_a") > server_a.log 2>&1 &
 pids+=($!)
 # (b)/(c) the profiler, set up as in the guide's Quick Start (files generated when missing)
 cfg="$work/ms_service_profiler_config.json"
 (SERVICE_PROF_CONFIG_PATH="$cfg" PROFILING_SYMBOLS_PATH="$work/service_profiling_symbols.yaml" \
-    exec setsid "${pin[@]}" "${serve[@]}" --port "$port_p") > server_p.log 2>&1 &
+    exec setsid "${pin[@]}" "${cpu_p[@]}" "${serve[@]}" --port "$port_p") > server_p.log 2>&1 &
 pids+=($!)
 
 for port in "$port_a" "$port_p"; do
@@ -56,6 +67,8 @@ done
 sed -i "s#\"prof_dir\": \"[^\"]*\"#\"prof_dir\": \"$work/prof/\"#" "$cfg"
 
 mode=(--rounds "${MSP_BENCH_ROUNDS:-20}")
+[ -z "${MSP_BENCH_CONCURRENT:-}" ] || mode=(--concurrent --rounds "${MSP_BENCH_ROUNDS:-20}")
+[ -z "${MSP_BENCH_NO_STREAM:-}" ] || mode+=(--no-stream)
 [ -z "${MSP_BENCH_SWITCHBACK:-}" ] || mode=(--switchback "$MSP_BENCH_SWITCHBACK" --window "${MSP_BENCH_WINDOW:-3}" --settle 0.5)
 "${pin[@]}" "$venv/bin/python" "$root/scripts/bench_vllm_load.py" --url-a "http://127.0.0.1:$port_a" --url-p "http://127.0.0.1:$port_p" \
     --config "$cfg" "${mode[@]}" --requests "${MSP_BENCH_REQUESTS:-96}" \

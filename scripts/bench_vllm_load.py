@@ -21,6 +21,15 @@ flipped every ``--window`` seconds, in pairs ordered b c, c b, b c, ... (so a li
 the tokens that arrive in each window, after ``--settle`` seconds for the flip to reach every
 process, give its throughput, and each adjacent pair one c / b ratio.  Adjacent windows of one
 warm server differ far less than separate runs, which is what limits the round-based ratios.
+
+``--concurrent`` runs the two servers *at the same time* instead (bench_vllm.sh pins each server's
+process tree to its own CPU): every round sends the same workload to both at once, so whatever the
+VM does to the machine in those seconds (steal, frequency, noisy neighbours) hits both, and the
+round's ratio profiled / unprofiled cancels it.  Rounds alternate (b) and (c) in the order
+b c c b b c ..., and (c) / (b) compares adjacent rounds' ratios, which also cancels the fixed
+difference between the two CPUs and server instances.  (b) / (a) still holds that fixed difference:
+bench_vllm.sh's ``MSP_BENCH_SWAP=1`` runs the servers on the other CPUs, and the geometric mean of
+the two runs' (b) / (a) cancels it.
 """
 
 import argparse
@@ -40,8 +49,20 @@ except ImportError:  # CPU accounting is optional
     psutil = None
 
 
+STREAM = True
+
+
 async def one_request(session, url, prompt, max_tokens):
-    """Send one streaming completion; return (latency s, ttft s, output tokens)."""
+    """Send one completion (streaming unless ``--no-stream``); return (latency s, ttft s, output
+    tokens); ttft is NaN for a non-streaming request."""
+    if not STREAM:
+        body = {"model": "tiny", "prompt": prompt, "max_tokens": max_tokens, "min_tokens": max_tokens,
+                "ignore_eos": True, "temperature": 0}
+        t0 = time.perf_counter()
+        async with session.post(url + "/v1/completions", json=body) as resp:
+            resp.raise_for_status()
+            msg = await resp.json()
+        return time.perf_counter() - t0, float("nan"), msg["usage"]["completion_tokens"]
     body = {
         "model": "tiny",
         "prompt": prompt,
@@ -212,6 +233,61 @@ def switchback(args):
           f"[{mlo:.4f}, {mhi:.4f}] (95 % bootstrap CIs); ratio of totals {summary['ratio_of_totals']:.4f}")
 
 
+def concurrent(args):
+    """The concurrent design (module docstring): per round, one workload on each server at once."""
+    async def both():
+        return await asyncio.gather(workload(args.url_a, args.requests, args.concurrency, args.max_tokens),
+                                    workload(args.url_p, args.requests, args.concurrency, args.max_tokens))
+
+    async def warm():
+        await asyncio.gather(workload(args.url_a, args.concurrency, args.concurrency, args.max_tokens),
+                             workload(args.url_p, args.concurrency, args.concurrency, args.max_tokens))
+
+    for on in (True, False):                        # warm-up, capture on then off
+        set_enable(args.config, on)
+        time.sleep(args.settle)
+        asyncio.run(both())
+    rounds = []
+    for r in range(args.rounds):
+        cond = "bccb"[r % 4]
+        set_enable(args.config, cond == "c")
+        time.sleep(args.settle)
+        asyncio.run(warm())
+        a, p = asyncio.run(both())
+        ta, tp = a["tokens"] / a["wall_s"], p["tokens"] / p["wall_s"]
+        rounds.append({"cond": cond, "a_tok_s": ta, "p_tok_s": tp, "ratio": tp / ta,
+                       "a_latency_p50_ms": pct(a["latency"], 50) * 1e3, "p_latency_p50_ms": pct(p["latency"], 50) * 1e3})
+        print(f"round {r + 1} {cond}: a {ta:.1f} tok/s, p {tp:.1f} tok/s, p / a {tp / ta:.4f}", file=sys.stderr, flush=True)
+    set_enable(args.config, False)
+    rb = [x["ratio"] for x in rounds if x["cond"] == "b"]
+    rc = [x["ratio"] for x in rounds if x["cond"] == "c"]
+    # (c) / (b) from each adjacent pair of rounds (1-2, 3-4, ...: every pair holds one of each).
+    cb = []
+    for i in range(0, len(rounds) - 1, 2):
+        x, y = rounds[i], rounds[i + 1]
+        c, b = (x, y) if x["cond"] == "c" else (y, x)
+        cb.append(c["ratio"] / b["ratio"])
+    summary = {"rounds": rounds, "b_over_a": rb, "c_over_a": rc, "c_over_b_pairs": cb,
+               "b_over_a_median": statistics.median(rb), "b_over_a_ci95": bootstrap_ci(rb),
+               "c_over_a_median": statistics.median(rc), "c_over_a_ci95": bootstrap_ci(rc),
+               "c_over_b_median": statistics.median(cb), "c_over_b_ci95": bootstrap_ci(cb),
+               "c_over_b_mean": statistics.fmean(cb), "c_over_b_mean_ci95": bootstrap_ci(cb, stat=statistics.fmean)}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"concurrent": summary, "requests": args.requests, "max_tokens": args.max_tokens,
+                       "concurrency": args.concurrency}, f, indent=1)
+    print(f"concurrent: {args.rounds} rounds of {args.requests} requests x {args.max_tokens} tokens at concurrency "
+          f"{args.concurrency}, sent to both servers at once")
+    print(f"(a) median {statistics.median(x['a_tok_s'] for x in rounds):.1f} tok/s; "
+          f"profiled server median {statistics.median(x['p_tok_s'] for x in rounds):.1f} tok/s")
+    for name, key in (("(b) / (a), this CPU placement", "b_over_a"), ("(c) / (a), this CPU placement", "c_over_a"),
+                      ("(c) / (b), adjacent rounds", "c_over_b")):
+        lo, hi = summary[key + "_ci95"]
+        print(f"{name}: median {summary[key + '_median']:.4f} [{lo:.4f}, {hi:.4f}] (95 % bootstrap CI)")
+    lo, hi = summary["c_over_b_mean_ci95"]
+    print(f"(c) / (b), adjacent rounds: mean {summary['c_over_b_mean']:.4f} [{lo:.4f}, {hi:.4f}]")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url-a", required=True, help="server without the profiler")
@@ -227,7 +303,15 @@ def main():
     ap.add_argument("--pid-p", type=int, default=0, help="root pid of the profiled server (CPU accounting)")
     ap.add_argument("--switchback", type=float, default=0, help="run the switchback experiment for this many seconds instead")
     ap.add_argument("--window", type=float, default=3.0, help="switchback window, seconds")
+    ap.add_argument("--concurrent", action="store_true", help="run both servers at once (see the module docstring)")
+    ap.add_argument("--no-stream", action="store_true",
+                    help="non-streaming requests: the client parses one response per request instead of one "
+                         "event per token, so it takes far less of the CPUs it shares with the servers")
     args = ap.parse_args()
+    global STREAM
+    STREAM = not args.no_stream
+    if args.concurrent:
+        return concurrent(args)
     if args.switchback:
         return switchback(args)
 
