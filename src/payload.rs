@@ -142,7 +142,8 @@ mod tests {
             Attr { key: k5, value: Value::Json(b"[1,2]") },
         ];
         let want_rids: [&[u8]; 2] = [b"req-1", b""]; // a NULL id is an empty one
-        let spec = Spec { kind: Kind::Span, flags: 0, t0: 100, t1: 250, domain: 1, name: 2, attrs: want_attrs.iter().copied(), rids: want_rids.iter().copied(), json };
+        let spec =
+            Spec { kind: Kind::Span, flags: 0, t0: 100, t1: 250, domain: 1, name: 2, attrs: want_attrs.iter().copied(), rids: want_rids.iter().copied(), json };
         assert_eq!(from_c, roundtrip(&spec));
     }
 

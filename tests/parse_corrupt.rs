@@ -91,7 +91,13 @@ fn corrupt() {
     serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(out.join("chrome_tracing.json")).unwrap()).unwrap();
 
     // The CLI says what it skipped and exits 0.
-    let r = Command::new(env!("CARGO_BIN_EXE_msserviceprofiler")).args(["parse", "--input-path"]).arg(&prof).arg("--output-path").arg(tmp.path().join("o2")).output().unwrap();
+    let r = Command::new(env!("CARGO_BIN_EXE_msserviceprofiler"))
+        .args(["parse", "--input-path"])
+        .arg(&prof)
+        .arg("--output-path")
+        .arg(tmp.path().join("o2"))
+        .output()
+        .unwrap();
     assert_eq!(r.status.code(), Some(0));
     let text = format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
     assert!(text.contains("corrupt chunk") && text.contains("skipped unreadable"), "{text}");

@@ -240,7 +240,12 @@ fn device_throughput() {
         .unwrap();
     assert!(st.success());
     use ms_service_profiler::parse::Format;
-    for (what, formats) in [("csv", vec![Format::Csv]), ("json", vec![Format::Json]), ("db", vec![Format::Db]), ("db csv json perfetto", vec![Format::Db, Format::Csv, Format::Json, Format::Perfetto])] {
+    for (what, formats) in [
+        ("csv", vec![Format::Csv]),
+        ("json", vec![Format::Json]),
+        ("db", vec![Format::Db]),
+        ("db csv json perfetto", vec![Format::Db, Format::Csv, Format::Json, Format::Perfetto]),
+    ] {
         let out = tmp.path().join(what.replace(' ', "_"));
         let mut o = options(&prof, &out);
         o.jobs = 0;

@@ -29,8 +29,24 @@ fn golden() {
 
     // request.csv
     let req = read_csv(&out.join("request.csv"));
-    assert_eq!(req[0], ["http_rid", "start_datetime", "recv_token_size", "reply_token_size", "execution_time(ms)", "queue_wait_time(ms)", "first_token_latency(ms)", "cache_hit_rate", "start_time(ms)"]);
-    let cols = columns(&req, &["http_rid", "recv_token_size", "reply_token_size", "execution_time(ms)", "queue_wait_time(ms)", "first_token_latency(ms)", "cache_hit_rate"]);
+    assert_eq!(
+        req[0],
+        [
+            "http_rid",
+            "start_datetime",
+            "recv_token_size",
+            "reply_token_size",
+            "execution_time(ms)",
+            "queue_wait_time(ms)",
+            "first_token_latency(ms)",
+            "cache_hit_rate",
+            "start_time(ms)"
+        ]
+    );
+    let cols = columns(
+        &req,
+        &["http_rid", "recv_token_size", "reply_token_size", "execution_time(ms)", "queue_wait_time(ms)", "first_token_latency(ms)", "cache_hit_rate"],
+    );
     assert_eq!(cols, vec![vec!["cmpl-a", "7", "3", "7.100", "1.300", "3.600", "0.5"], vec!["cmpl-b", "5", "3", "7.000", "1.100", "3.400", "N/A"]]);
     let dt = &req[1][1];
     assert!(dt.len() == 32 && dt.ends_with("+00:00") && &dt[19..20] == ":", "{dt}");
@@ -43,11 +59,51 @@ fn golden() {
     assert_eq!(
         b[0],
         [
-            "name", "res_list", "start_datetime", "end_datetime", "during_time(ms)", "batch_type", "prof_id", "batch_size", "total_blocks", "used_blocks", "free_blocks", "blocks_allocated", "blocks_freed", "kvcache_usage_rate",
-            "prefill_batch_size", "decode_batch_size", "prefill_scheduled_tokens", "decode_scheduled_tokens", "total_scheduled_tokens", "dp_rank", "start_time(ms)", "end_time(ms)"
+            "name",
+            "res_list",
+            "start_datetime",
+            "end_datetime",
+            "during_time(ms)",
+            "batch_type",
+            "prof_id",
+            "batch_size",
+            "total_blocks",
+            "used_blocks",
+            "free_blocks",
+            "blocks_allocated",
+            "blocks_freed",
+            "kvcache_usage_rate",
+            "prefill_batch_size",
+            "decode_batch_size",
+            "prefill_scheduled_tokens",
+            "decode_scheduled_tokens",
+            "total_scheduled_tokens",
+            "dp_rank",
+            "start_time(ms)",
+            "end_time(ms)"
         ]
     );
-    let cols = columns(&b, &["name", "during_time(ms)", "batch_type", "batch_size", "total_blocks", "used_blocks", "free_blocks", "blocks_allocated", "blocks_freed", "kvcache_usage_rate", "prefill_batch_size", "decode_batch_size", "prefill_scheduled_tokens", "decode_scheduled_tokens", "total_scheduled_tokens", "dp_rank"]);
+    let cols = columns(
+        &b,
+        &[
+            "name",
+            "during_time(ms)",
+            "batch_type",
+            "batch_size",
+            "total_blocks",
+            "used_blocks",
+            "free_blocks",
+            "blocks_allocated",
+            "blocks_freed",
+            "kvcache_usage_rate",
+            "prefill_batch_size",
+            "decode_batch_size",
+            "prefill_scheduled_tokens",
+            "decode_scheduled_tokens",
+            "total_scheduled_tokens",
+            "dp_rank",
+        ],
+    );
     let want = [
         ["batchFrameworkProcessing", "0.500", "Prefill", "2.0", "100", "10", "90", "10", "0", "0.1", "2", "0", "12", "0", "12", "0"],
         ["modelExec", "2.000", "Prefill", "2.0", "0", "0", "0", "0", "0", "0", "2", "0", "12", "0", "12", "0"],
@@ -81,7 +137,25 @@ fn golden() {
 
     // forward.csv
     let f = read_csv(&out.join("forward.csv"));
-    assert_eq!(f[0], ["name", "relative_start_time(ms)", "start_datetime", "end_datetime", "during_time(ms)", "bubble_time(ms)", "batch_size", "batch_type", "forward_iter", "dp_rank", "prof_id", "hostname", "start_time(ms)", "end_time(ms)"]);
+    assert_eq!(
+        f[0],
+        [
+            "name",
+            "relative_start_time(ms)",
+            "start_datetime",
+            "end_datetime",
+            "during_time(ms)",
+            "bubble_time(ms)",
+            "batch_size",
+            "batch_type",
+            "forward_iter",
+            "dp_rank",
+            "prof_id",
+            "hostname",
+            "start_time(ms)",
+            "end_time(ms)"
+        ]
+    );
     let cols = columns(&f, &["relative_start_time(ms)", "during_time(ms)", "bubble_time(ms)", "batch_size", "batch_type", "forward_iter", "dp_rank"]);
     assert_eq!(
         cols,
@@ -109,7 +183,16 @@ fn golden() {
         ]
     );
     let ss = read_csv(&out.join("service_summary.csv"));
-    assert_eq!(ss, vec![vec!["Metric", "Value"], vec!["total_input_token_num", "12"], vec!["total_generated_token_num", "6"], vec!["generate_token_speed (token/s)", "833.33333333"], vec!["generate_all_token_speed (token/s)", "2500.00000000"]]);
+    assert_eq!(
+        ss,
+        vec![
+            vec!["Metric", "Value"],
+            vec!["total_input_token_num", "12"],
+            vec!["total_generated_token_num", "6"],
+            vec!["generate_token_speed (token/s)", "833.33333333"],
+            vec!["generate_all_token_speed (token/s)", "2500.00000000"]
+        ]
+    );
     let bs = read_csv(&out.join("batch_summary.csv"));
     let rows: Vec<Vec<&str>> = bs[1..].iter().map(|r| r.iter().map(|s| s.as_str()).collect()).collect();
     assert_eq!(

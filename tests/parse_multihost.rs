@@ -50,9 +50,16 @@ fn multihost() {
     let b = read_csv(&out.join("batch.csv"));
     assert_eq!(b.len(), 1 + 12);
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("chrome_tracing.json")).unwrap()).unwrap();
-    let labels: std::collections::BTreeSet<String> = v.as_array().unwrap().iter().filter(|e| e["name"] == "process_labels").map(|e| e["args"]["labels"].as_str().unwrap().to_string()).collect();
+    let labels: std::collections::BTreeSet<String> =
+        v.as_array().unwrap().iter().filter(|e| e["name"] == "process_labels").map(|e| e["args"]["labels"].as_str().unwrap().to_string()).collect();
     assert_eq!(labels.into_iter().collect::<Vec<_>>(), vec!["host-a", "host-a,dp0", "host-b", "host-b,dp0"]);
-    let sort: Vec<(u64, u64)> = v.as_array().unwrap().iter().filter(|e| e["name"] == "process_sort_index").map(|e| (e["args"]["sort_index"].as_u64().unwrap(), e["pid"].as_u64().unwrap())).collect();
+    let sort: Vec<(u64, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "process_sort_index")
+        .map(|e| (e["args"]["sort_index"].as_u64().unwrap(), e["pid"].as_u64().unwrap()))
+        .collect();
     assert_eq!(sort.len(), 6);
     // A trace-only parse keeps no table rows, and writes the same traces.
     let out_t = tmp.path().join("out-traces");
@@ -71,7 +78,16 @@ fn multihost() {
     let exe = env!("CARGO_BIN_EXE_msserviceprofiler");
     let run = |args: &[&std::ffi::OsStr]| Command::new(exe).arg("parse").args(args).output().unwrap();
     let o2 = tmp.path().join("out2");
-    let r = run(&["--input-path".as_ref(), root.as_os_str(), "--output-path".as_ref(), o2.as_os_str(), "--format".as_ref(), "csv".as_ref(), "--timezone".as_ref(), "+08:00".as_ref()]);
+    let r = run(&[
+        "--input-path".as_ref(),
+        root.as_os_str(),
+        "--output-path".as_ref(),
+        o2.as_os_str(),
+        "--format".as_ref(),
+        "csv".as_ref(),
+        "--timezone".as_ref(),
+        "+08:00".as_ref(),
+    ]);
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     let text = String::from_utf8_lossy(&r.stdout);
     assert!(text.contains("from 6 process(es) on 2 host(s)"), "{text}");

@@ -32,11 +32,23 @@ fn child() {
     assert!(ffi::msp_link(t(5), from.as_ptr() as *const _, from.len(), to.as_ptr() as *const _, to.len()));
     ev("Schedule", "Enqueue", 10, json!({"rid": "eng-1", "QueueSize=": 1, "scope#QueueName": "WAITING"}));
     ev("Schedule", "Dequeue", 60, json!({"rid": ["eng-1"], "QueueSize=": 0, "scope#QueueName": "WAITING"}));
-    sp("Execute", "modelExec", 100, 1000, json!({"rid": [{"rid": "eng-1", "iter": 1, "type": 1, "num_scheduled_tokens": 3}, {"rid": "eng-2", "iter": 1, "type": 1, "num_scheduled_tokens": 3}], "batch_type": "Decode"}));
-    sp("Execute", "specDecoding", 1000, 1200, json!({"rid": [
+    sp(
+        "Execute",
+        "modelExec",
+        100,
+        1000,
+        json!({"rid": [{"rid": "eng-1", "iter": 1, "type": 1, "num_scheduled_tokens": 3}, {"rid": "eng-2", "iter": 1, "type": 1, "num_scheduled_tokens": 3}], "batch_type": "Decode"}),
+    );
+    sp(
+        "Execute",
+        "specDecoding",
+        1000,
+        1200,
+        json!({"rid": [
         {"rid": "eng-1", "iter": 1, "type": 1, "num_scheduled_tokens": 2, "num_spec_output_tokens": 2, "num_computed_tokens": 2, "num_spec_accepted_tokens": 0},
         {"rid": "eng-2", "iter": 1, "type": 1, "num_scheduled_tokens": 3, "num_spec_output_tokens": 3, "num_computed_tokens": 3, "num_spec_accepted_tokens": 0}
-    ], "batch_type": "Decode", "accepted_ratio": 0.0, "accepted_ratio_per_pos": {}}));
+    ], "batch_type": "Decode", "accepted_ratio": 0.0, "accepted_ratio_per_pos": {}}),
+    );
     sp("Execute", "modelRunnerExec", 1300, 2000, json!({"rid": [{"rid": "eng-1"}, {"rid": "eng-2"}], "spec_decode_accepted_by_req": {"eng-1": 1, "eng-2": 3}}));
     ev("Engine", "httpRes", 2100, json!({"rid": "api-x", "recvTokenSize=": 4, "replyTokenSize=": 2}));
     ffi::msp_shutdown();
@@ -57,7 +69,21 @@ fn spec() {
     assert_eq!(s.records, 8);
 
     let sd = read_csv(&out.join("spec_decode.csv"));
-    assert_eq!(sd[0], ["rid", "iter", "prof_id", "start_datetime", "end_datetime", "during_time(ms)", "spec_tokens", "accepted_tokens", "accepted_ratio", "draft_model_time_ms"]);
+    assert_eq!(
+        sd[0],
+        [
+            "rid",
+            "iter",
+            "prof_id",
+            "start_datetime",
+            "end_datetime",
+            "during_time(ms)",
+            "spec_tokens",
+            "accepted_tokens",
+            "accepted_ratio",
+            "draft_model_time_ms"
+        ]
+    );
     let cols = columns(&sd, &["rid", "iter", "during_time(ms)", "spec_tokens", "accepted_tokens", "accepted_ratio", "draft_model_time_ms"]);
     assert_eq!(cols, vec![vec!["api-x", "1", "0.200", "2", "1", "0.5", "0.200"], vec!["eng-2", "1", "0.200", "3", "3", "1", "0.200"]]);
 

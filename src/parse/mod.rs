@@ -259,7 +259,8 @@ pub fn run(opts: &Options) -> Result<Summary, Error> {
                 } else {
                     None
                 };
-                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, rows.then_some(&spans), trace, flow_spill, spill, &count)));
+                let read =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_process(p, info, rows.then_some(&spans), trace, flow_spill, spill, &count)));
                 let mut r = read.unwrap_or_else(|e| {
                     let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     let mut report = Report::default();

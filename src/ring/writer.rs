@@ -99,7 +99,19 @@ struct Slot {
 
 impl Slot {
     const fn empty() -> Slot {
-        Slot { ring: 0, pid: 0, tid: 0, seg: None, chunk: 0, base: std::ptr::null_mut(), pos: 0, end: 0, chunk_first: 0, stats_ptr: std::ptr::null(), stats: None }
+        Slot {
+            ring: 0,
+            pid: 0,
+            tid: 0,
+            seg: None,
+            chunk: 0,
+            base: std::ptr::null_mut(),
+            pos: 0,
+            end: 0,
+            chunk_first: 0,
+            stats_ptr: std::ptr::null(),
+            stats: None,
+        }
     }
 
     /// Publish how much of the owned chunk is committed and give it up.

@@ -28,7 +28,8 @@ pub fn mono_now() -> u64 {
 /// Write a config enabling capture into `prof_dir`; returns its path.
 pub fn config(dir: &Path, prof_dir: &Path) -> PathBuf {
     let p = dir.join("ms_service_profiler_config.json");
-    std::fs::write(&p, json!({"enable": 1, "prof_dir": prof_dir.to_str().unwrap(), "ring_size_mb": 1, "ring_total_mb": 4, "ring_chunk_kb": 16}).to_string()).unwrap();
+    std::fs::write(&p, json!({"enable": 1, "prof_dir": prof_dir.to_str().unwrap(), "ring_size_mb": 1, "ring_total_mb": 4, "ring_chunk_kb": 16}).to_string())
+        .unwrap();
     p
 }
 
@@ -37,7 +38,12 @@ pub fn config(dir: &Path, prof_dir: &Path) -> PathBuf {
 pub fn spawn(test_name: &str, role: &str, cfg: &Path, base: u64, prefix: &str, host: Option<&str>) {
     let exe = std::env::current_exe().unwrap();
     let mut c = Command::new(exe);
-    c.args(["--exact", test_name, "--nocapture", "--test-threads=1"]).env(CHILD, role).env(BASE, base.to_string()).env(PREFIX, prefix).env("SERVICE_PROF_CONFIG_PATH", cfg).env("PROF_LOG_LEVEL", "ERROR");
+    c.args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, role)
+        .env(BASE, base.to_string())
+        .env(PREFIX, prefix)
+        .env("SERVICE_PROF_CONFIG_PATH", cfg)
+        .env("PROF_LOG_LEVEL", "ERROR");
     match host {
         Some(h) => c.env(HOST, h),
         None => c.env_remove(HOST),
@@ -94,10 +100,12 @@ pub fn child_main() {
     // API ids and engine-internal ids (`<id>-<8 hex>`).
     let (a, b) = (format!("{p}a"), format!("{p}b"));
     let (ea, eb) = (format!("{a}-1234abcd"), format!("{b}-5678ef01"));
-    let dicts = |iter: u64, ty: u64, ta: u64, tb: u64| json!([
-        {"rid": ea, "iter": iter, "type": ty, "num_scheduled_tokens": ta, "num_prompt_tokens": 7, "num_computed_tokens": 0},
-        {"rid": eb, "iter": iter, "type": ty, "num_scheduled_tokens": tb, "num_prompt_tokens": 5, "num_computed_tokens": 0}
-    ]);
+    let dicts = |iter: u64, ty: u64, ta: u64, tb: u64| {
+        json!([
+            {"rid": ea, "iter": iter, "type": ty, "num_scheduled_tokens": ta, "num_prompt_tokens": 7, "num_computed_tokens": 0},
+            {"rid": eb, "iter": iter, "type": ty, "num_scheduled_tokens": tb, "num_prompt_tokens": 5, "num_computed_tokens": 0}
+        ])
+    };
     match role.as_str() {
         "api" => {
             meta("processRole", "api_server");
@@ -120,16 +128,31 @@ pub fn child_main() {
             // Step 1: prefill of both.
             e.event("Schedule", "Dequeue", 1400, json!({"rid": [ea, eb], "QueueSize=": 0, "scope#QueueName": "WAITING", "type": 0}));
             e.event("Schedule", "Enqueue", 1400, json!({"rid": [ea, eb], "QueueSize=": 2, "scope#QueueName": "RUNNING", "type": 0}));
-            e.event("Schedule.KVCache", "KVCacheStatus", 1450, json!({"rid": [ea, eb], "TotalBlocks=": 100, "UsedBlocks=": 10, "FreeBlocks=": 90, "UsagePercent=": 0.1, "AllocatedBlocks=": 10, "type": 0}));
+            e.event(
+                "Schedule.KVCache",
+                "KVCacheStatus",
+                1450,
+                json!({"rid": [ea, eb], "TotalBlocks=": 100, "UsedBlocks=": 10, "FreeBlocks=": 90, "UsagePercent=": 0.1, "AllocatedBlocks=": 10, "type": 0}),
+            );
             e.span("Schedule", "batchFrameworkProcessing", 1000, 1500, json!({"rid": dicts(0, 0, 7, 5), "batch_type": "Prefill", "type": 2}));
             e.span("Execute", "modelExec", 1500, 3500, json!({"rid": dicts(0, 0, 7, 5), "batch_type": "Prefill", "batch_size": 12, "type": 2}));
             // Step 2: decode.
-            e.event("Schedule.KVCache", "KVCacheStatus", 4250, json!({"rid": [ea, eb], "TotalBlocks=": 100, "UsedBlocks=": 12, "FreeBlocks=": 88, "UsagePercent=": 0.12, "AllocatedBlocks=": 2, "type": 0}));
+            e.event(
+                "Schedule.KVCache",
+                "KVCacheStatus",
+                4250,
+                json!({"rid": [ea, eb], "TotalBlocks=": 100, "UsedBlocks=": 12, "FreeBlocks=": 88, "UsagePercent=": 0.12, "AllocatedBlocks=": 2, "type": 0}),
+            );
             e.span("Schedule", "batchFrameworkProcessing", 4000, 4300, json!({"rid": dicts(1, 1, 1, 1), "batch_type": "Decode", "type": 2}));
             e.span("Execute", "modelExec", 4300, 5300, json!({"rid": dicts(1, 1, 1, 1), "batch_type": "Decode", "batch_size": 2, "type": 2}));
             // Step 3: decode; a finishes.
             e.event("Schedule", "Dequeue", 6150, json!({"rid": [ea], "QueueSize=": 1, "scope#QueueName": "RUNNING", "type": 0}));
-            e.event("Schedule.KVCache", "KVCacheStatus", 6150, json!({"rid": [ea, eb], "TotalBlocks=": 100, "UsedBlocks=": 8, "FreeBlocks=": 92, "UsagePercent=": 0.08, "AllocatedBlocks=": -4, "type": 0}));
+            e.event(
+                "Schedule.KVCache",
+                "KVCacheStatus",
+                6150,
+                json!({"rid": [ea, eb], "TotalBlocks=": 100, "UsedBlocks=": 8, "FreeBlocks=": 92, "UsagePercent=": 0.08, "AllocatedBlocks=": -4, "type": 0}),
+            );
             e.span("Schedule", "batchFrameworkProcessing", 6000, 6200, json!({"rid": dicts(2, 1, 1, 1), "batch_type": "Decode", "type": 2}));
             e.span("Execute", "modelExec", 6200, 7000, json!({"rid": dicts(2, 1, 1, 1), "batch_type": "Decode", "batch_size": 2, "type": 2}));
             e.event("Schedule.KVCache", "Free", 7050, json!({"rid": ea, "deviceBlock=": 96, "UsagePercent=": 0.04, "type": 0}));
@@ -182,5 +205,13 @@ pub fn columns(rows: &[Vec<String>], names: &[&str]) -> Vec<Vec<String>> {
 /// Parse options for `input` → `output` with every format.
 pub fn options(input: &Path, output: &Path) -> ms_service_profiler::parse::Options {
     use ms_service_profiler::parse::{Format, Options};
-    Options { input: input.into(), output: output.into(), formats: vec![Format::Db, Format::Csv, Format::Json, Format::Perfetto], spans: vec!["sample".into()], timezone: Some(0), jobs: 2, progress: false }
+    Options {
+        input: input.into(),
+        output: output.into(),
+        formats: vec![Format::Db, Format::Csv, Format::Json, Format::Perfetto],
+        spans: vec!["sample".into()],
+        timezone: Some(0),
+        jobs: 2,
+        progress: false,
+    }
 }

@@ -112,7 +112,17 @@ pub fn packet(w: &mut impl Write, ts: Option<i64>, fill: impl FnOnce(&mut Msg)) 
 }
 
 /// A track event packet: `kind` on `track`, with name, category and debug annotations.
-pub fn track_event(w: &mut impl Write, ts: i64, kind: u64, track: u64, name: Option<&str>, cat: Option<&str>, annotations: &[(&str, &str)], flows: &[u64], counter: Option<f64>) -> std::io::Result<()> {
+pub fn track_event(
+    w: &mut impl Write,
+    ts: i64,
+    kind: u64,
+    track: u64,
+    name: Option<&str>,
+    cat: Option<&str>,
+    annotations: &[(&str, &str)],
+    flows: &[u64],
+    counter: Option<f64>,
+) -> std::io::Result<()> {
     packet(w, Some(ts), |p| {
         let mut e = Msg::default();
         e.uint(9, kind).uint(11, track);
