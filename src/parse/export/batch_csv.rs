@@ -1,7 +1,5 @@
 //! `batch.csv`: one row per schedule / execute / spec-decode span, in time order.
 
-use std::fs::File;
-use std::ops::Range;
 use std::path::Path;
 
 use super::csv::{float_into, ms3_into, num, num_into, Csv};
@@ -121,11 +119,16 @@ pub fn write_row(c: &mut Csv, m: &Model, b: &BatchRow, l: &Layout, st: &mut RowS
     c.cell_raw(|o| ms3_into(o, b.end));
 }
 
-/// Write rows `range` of the model's batches to `c`.
-fn write_rows(c: &mut Csv, m: &Model, l: &Layout, range: Range<usize>) -> std::io::Result<()> {
+/// Write `batch.csv`. Returns whether it was written.
+pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
+    if m.batches.is_empty() {
+        return Ok(false);
+    }
+    let l = layout(m);
+    let mut c = Csv::create(&dir.join("batch.csv"), &header(&l))?;
     let mut st = RowState::default();
-    for i in range {
-        write_row(c, m, &m.batches[i], l, &mut st);
+    for (i, b) in m.batches.iter().enumerate() {
+        write_row(&mut c, m, b, &l, &mut st);
         if l.device {
             for cell in super::device_cols::cells(m.device.batch_time(i)) {
                 c.cell(&cell);
@@ -133,47 +136,6 @@ fn write_rows(c: &mut Csv, m: &Model, l: &Layout, range: Range<usize>) -> std::i
         }
         c.end()?;
     }
-    Ok(())
-}
-
-/// Write `batch.csv`. Returns whether it was written.
-///
-/// The file is the largest output (a row holds its batch's whole request list), so with more
-/// than one worker thread the second half of the rows is rendered at the same time into
-/// `.batch.csv.part` and appended to the first half (`copy_file_range`), then removed. Each half
-/// starts with its own [`RowState`], which only caches: the bytes are the same as one pass's.
-pub fn write(m: &Model, dir: &Path) -> std::io::Result<bool> {
-    let n = m.batches.len();
-    if n == 0 {
-        return Ok(false);
-    }
-    let l = layout(m);
-    let path = dir.join("batch.csv");
-    let mid = if rayon::current_num_threads() > 1 { n / 2 } else { n };
-    if mid == n {
-        let mut c = Csv::create(&path, &header(&l))?;
-        write_rows(&mut c, m, &l, 0..n)?;
-        c.finish()?;
-        return Ok(true);
-    }
-    let part = dir.join(".batch.csv.part");
-    let (first, second) = rayon::join(
-        || -> std::io::Result<File> {
-            let mut c = Csv::create(&path, &header(&l))?;
-            write_rows(&mut c, m, &l, 0..mid)?;
-            c.into_file()
-        },
-        || -> std::io::Result<()> {
-            let mut c = Csv::create_headless(&part)?;
-            write_rows(&mut c, m, &l, mid..n)?;
-            c.finish()
-        },
-    );
-    let joined = first.and_then(|mut f| {
-        second?;
-        std::io::copy(&mut File::open(&part)?, &mut f)?;
-        Ok(())
-    });
-    let _ = std::fs::remove_file(&part);
-    joined.map(|_| true)
+    c.finish()?;
+    Ok(true)
 }

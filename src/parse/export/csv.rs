@@ -35,14 +35,9 @@ pub fn quote_into(out: &mut Vec<u8>, c: &[u8]) {
 impl Csv {
     /// Create `path` (mode 0640) and write the header.
     pub fn create(path: &Path, header: &[&str]) -> std::io::Result<Csv> {
-        let mut c = Csv::create_headless(path)?;
+        let mut c = Csv { w: BufWriter::with_capacity(1 << 20, output::create_file(path)?), line: Vec::with_capacity(4096), cells: 0 };
         c.row(header)?;
         Ok(c)
-    }
-
-    /// Create `path` (mode 0640) for rows only (a part of a file written by several threads).
-    pub fn create_headless(path: &Path) -> std::io::Result<Csv> {
-        Ok(Csv { w: BufWriter::with_capacity(1 << 20, output::create_file(path)?), line: Vec::with_capacity(4096), cells: 0 })
     }
 
     /// Write one row.
@@ -83,13 +78,8 @@ impl Csv {
     }
 
     /// Flush and close.
-    pub fn finish(self) -> std::io::Result<()> {
-        self.into_file().map(drop)
-    }
-
-    /// Flush and return the file, to append to it.
-    pub fn into_file(self) -> std::io::Result<File> {
-        self.w.into_inner().map_err(|e| e.into_error())
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.w.flush()
     }
 }
 
