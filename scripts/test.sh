@@ -16,6 +16,11 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   fi
 fi
 
+if cargo fmt --version >/dev/null 2>&1; then
+  echo "== formatting (cargo fmt --check)"
+  cargo fmt --check
+fi
+
 echo "== cargo test"
 cargo test
 
