@@ -38,43 +38,55 @@ pub struct Bulk<'c> {
     buf: Vec<Value>,
 }
 
-/// `tuple` with each parameter `?k` (1-based within the row) renumbered for row `row`.
-fn renumber(tuple: &str, width: usize, row: usize) -> String {
+/// `tuple` with each parameter `?k` replaced by `?f(k)`.
+fn map_params(tuple: &str, mut f: impl FnMut(usize) -> usize) -> String {
     let mut out = String::with_capacity(tuple.len() + 8);
-    let mut chars = tuple.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
+    let mut chars = tuple.chars().peekable();
+    while let Some(c) = chars.next() {
         out.push(c);
         if c != '?' {
             continue;
         }
         let mut k = 0usize;
-        while let Some(&(_, d)) = chars.peek() {
-            let Some(v) = d.to_digit(10) else { break };
+        while let Some(v) = chars.peek().and_then(|d| d.to_digit(10)) {
             k = k * 10 + v as usize;
             chars.next();
         }
-        out.push_str(&(row * width + k).to_string());
+        out.push_str(&f(k).to_string());
     }
     out
 }
 
+/// `head` followed by `rows` copies of `tuple`, the parameters of row `r` renumbered to follow
+/// those of row `r - 1`.
 fn sql(head: &str, tuple: &str, width: usize, rows: usize) -> String {
     let mut s = String::from(head);
     for r in 0..rows {
         if r > 0 {
             s.push(',');
         }
-        s.push_str(&renumber(tuple, width, r));
+        s.push_str(&map_params(tuple, |k| r * width + k));
     }
     s
 }
 
 impl<'c> Bulk<'c> {
     /// `head` is `INSERT INTO table(columns) VALUES `; `tuple` is one row's values, with its
-    /// `width` parameters written `?1` … `?width` (a parameter may appear more than once).
-    pub fn new(conn: &'c Connection, head: &str, tuple: &str, width: usize) -> rusqlite::Result<Bulk<'c>> {
+    /// parameters written `?1` … `?width` (a parameter may appear more than once).
+    pub fn new(conn: &'c Connection, head: &str, tuple: &str) -> rusqlite::Result<Bulk<'c>> {
+        let mut width = 0;
+        map_params(tuple, |k| {
+            width = width.max(k);
+            k
+        });
         let full = conn.prepare(&sql(head, tuple, width, ROWS))?;
         Ok(Bulk { conn, head: head.to_string(), tuple: tuple.to_string(), width, full, buf: Vec::with_capacity(width * ROWS) })
+    }
+
+    /// Rows of every column of `table`, which has `width` columns.
+    pub fn values(conn: &'c Connection, table: &str, width: usize) -> rusqlite::Result<Bulk<'c>> {
+        let tuple: Vec<String> = (1..=width).map(|k| format!("?{k}")).collect();
+        Bulk::new(conn, &format!("INSERT INTO {table} VALUES "), &format!("({})", tuple.join(",")))
     }
 
     /// Add one row of exactly `width` values; inserts a full statement's worth when it fills.
@@ -121,7 +133,7 @@ mod tests {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, a INTEGER, b TEXT, c TEXT)").unwrap();
         let n = ROWS * 2 + 5;
-        let mut b = Bulk::new(&c, "INSERT INTO t(a, b, c) VALUES ", "(?1, ?2, 'x' || ?2)", 2).unwrap();
+        let mut b = Bulk::new(&c, "INSERT INTO t(a, b, c) VALUES ", "(?1, ?2, 'x' || ?2)").unwrap();
         for i in 0..n {
             b.row([Value::Integer(i as i64 * 10), Value::Text(format!("r{i}"))]).unwrap();
         }

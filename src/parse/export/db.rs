@@ -36,13 +36,12 @@ fn slices(c: &Connection) -> rusqlite::Result<Bulk<'_>> {
         c,
         "INSERT INTO slice(timestamp, duration, name, depth, track_id, cat, args, cname, end_time, flag_id) VALUES ",
         "(?1, ?2, ?3, 0, ?4, ?5, ?6, NULL, ?7, NULL)",
-        7,
     )
 }
 
 /// The `counter` table's multi-row insert: (name, pid, ts, cat, args).
 fn counters(c: &Connection) -> rusqlite::Result<Bulk<'_>> {
-    Bulk::new(c, "INSERT INTO counter(name, pid, timestamp, cat, args) VALUES ", "(?1, ?2, ?3, ?4, ?5)", 5)
+    Bulk::new(c, "INSERT INTO counter(name, pid, timestamp, cat, args) VALUES ", "(?1, ?2, ?3, ?4, ?5)")
 }
 
 struct Tracks {
@@ -175,7 +174,7 @@ fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<
     let mut track_of: HashMap<(u64, u32), i64> = HashMap::new();
     {
         // flow_id, name and cat all come from the one bound id.
-        let mut f = Bulk::new(c, "INSERT INTO flow(flow_id, name, cat, track_id, timestamp, type) VALUES ", "(?1, 'flow_' || ?1, ?1, ?2, ?3, ?4)", 4)?;
+        let mut f = Bulk::new(c, "INSERT INTO flow(flow_id, name, cat, track_id, timestamp, type) VALUES ", "(?1, 'flow_' || ?1, ?1, ?2, ?3, ?4)")?;
         m.for_each_flow_point(
             |rid, p, ph| {
                 let t = *track_of.entry((p.pid, p.tid)).or_insert_with(|| {
@@ -216,7 +215,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
          CREATE VIEW request_data AS SELECT http_rid, start_datetime, recv_token_size, reply_token_size, execution_time AS \"execution_time(ms)\", queue_wait_time AS \"queue_wait_time(ms)\", first_token_latency AS \"first_token_latency(ms)\", cache_hit_rate, \"start_time(ms)\" FROM request;",
     )?;
     {
-        let mut ins = Bulk::new(c, "INSERT INTO request VALUES ", "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", 9)?;
+        let mut ins = Bulk::values(c, "request", 9)?;
         for r in super::request_csv::rows(m) {
             ins.row(bulk_row![r[0], r[1], f(&r[2]), f(&r[3]), f(&r[4]), f(&r[5]), f(&r[6]), f(&r[7]), r[8].parse::<i64>().ok()])?;
         }
@@ -240,10 +239,9 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
          CREATE VIEW Batch_Token_curve AS SELECT ROW_NUMBER() OVER (ORDER BY start_time) - 1 AS batch_id, total_scheduled_tokens, prefill_scheduled_tokens, decode_scheduled_tokens FROM batch WHERE name = '{sched}';"
     ))?;
     {
-        let mut ins =
-            Bulk::new(c, "INSERT INTO batch VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)", 24)?;
-        let mut ex = Bulk::new(c, "INSERT INTO batch_exec VALUES ", "(?1, ?2, ?3, ?4, ?5)", 5)?;
-        let mut rq = Bulk::new(c, "INSERT INTO batch_req VALUES ", "(?1, ?2, ?3, ?4, ?5)", 5)?;
+        let mut ins = Bulk::values(c, "batch", 24)?;
+        let mut ex = Bulk::values(c, "batch_exec", 5)?;
+        let mut rq = Bulk::values(c, "batch_req", 5)?;
         let mut batch_id: i64 = -1;
         for b in &m.batches {
             let p = &m.procs[b.proc as usize];
@@ -300,7 +298,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
          INSERT INTO data_link VALUES ('rid', 'request', 'http_rid');",
     )?;
     {
-        let mut ins = Bulk::new(c, "INSERT INTO forward VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)", 14)?;
+        let mut ins = Bulk::values(c, "forward", 14)?;
         for fw in &m.forwards {
             let r = super::forward_csv::cells(m, fw);
             ins.row(bulk_row![r[0], f(&r[1]), r[2], r[3], f(&r[4]), f(&r[5]), f(&r[6]), r[7], fw.iter as i64, r[9], r[10], r[11], f(&r[12]), f(&r[13])])?;
@@ -316,7 +314,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
          CREATE VIEW Kvcache_Usage_Percent_curve AS SELECT substr(start_time, 1, 10) || ' ' || substr(start_time, 12, 8) || '.' || substr(start_time, 21, 6) AS datetime, kvcache_usage_rate * 100 AS kvcache_usage_percent FROM kvcache WHERE kvcache_usage_rate IS NOT NULL;",
     )?;
     {
-        let mut ins = Bulk::new(c, "INSERT INTO kvcache VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", 10)?;
+        let mut ins = Bulk::values(c, "kvcache", 10)?;
         for k in &m.kv {
             let p = &m.procs[k.proc];
             ins.row(bulk_row![
@@ -344,7 +342,7 @@ fn analysis(c: &Connection, m: &Model) -> rusqlite::Result<()> {
     {
         let rows = super::request_status::rows(m);
         let t0 = m.queue.first().map(|q| q.ts).unwrap_or(0);
-        let mut ins = Bulk::new(c, "INSERT INTO request_status VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8)", 8)?;
+        let mut ins = Bulk::values(c, "request_status", 8)?;
         for (p, ts, w, r, s) in rows {
             let pi = &m.procs[p];
             ins.row(bulk_row![pi.hostname, pi.pid.to_string(), time::datetime(ts, pi.offset_s), (ts - t0) as f64 / 1e6, w, r, s, ts as f64 / 1e6])?;

@@ -48,14 +48,14 @@ pub fn write(c: &Connection, m: &Model) -> rusqlite::Result<()> {
     c.execute_batch(TABLES)?;
     let pid = |p: usize| m.procs[p].trace_pid.to_string();
     {
-        let mut api = Bulk::new(c, "INSERT INTO Api VALUES ", "(?1,?2,?3,?4,?5,?6,?7)", 7)?;
+        let mut api = Bulk::values(c, "Api", 7)?;
         for a in &d.apis {
             api.row(bulk_row![a.name, a.start, a.end, a.pid.unwrap_or(m.procs[a.proc].pid as i64), a.tid, a.corr, pid(a.proc)])?;
         }
         api.finish()?;
-        let mut k = Bulk::new(c, "INSERT INTO Kernel VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9)", 9)?;
-        let mut cm = Bulk::new(c, "INSERT INTO Communication VALUES ", "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)", 11)?;
-        let mut mx = Bulk::new(c, "INSERT INTO Mstx VALUES ", "(?1,?2,?3,?4,?5,?6,?7)", 7)?;
+        let mut k = Bulk::values(c, "Kernel", 9)?;
+        let mut cm = Bulk::values(c, "Communication", 11)?;
+        let mut mx = Bulk::values(c, "Mstx", 7)?;
         for (a, api) in d.acts.iter().zip(&d.api_of) {
             match a.kind {
                 ActKind::Kernel => {
