@@ -55,24 +55,15 @@ STREAM = True
 async def one_request(session, url, prompt, max_tokens):
     """Send one completion (streaming unless ``--no-stream``); return (latency s, ttft s, output
     tokens); ttft is NaN for a non-streaming request."""
+    body = {"model": "tiny", "prompt": prompt, "max_tokens": max_tokens, "min_tokens": max_tokens,
+            "ignore_eos": True, "temperature": 0}
     if not STREAM:
-        body = {"model": "tiny", "prompt": prompt, "max_tokens": max_tokens, "min_tokens": max_tokens,
-                "ignore_eos": True, "temperature": 0}
         t0 = time.perf_counter()
         async with session.post(url + "/v1/completions", json=body) as resp:
             resp.raise_for_status()
             msg = await resp.json()
         return time.perf_counter() - t0, float("nan"), msg["usage"]["completion_tokens"]
-    body = {
-        "model": "tiny",
-        "prompt": prompt,
-        "max_tokens": max_tokens,
-        "min_tokens": max_tokens,
-        "ignore_eos": True,
-        "temperature": 0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+    body.update({"stream": True, "stream_options": {"include_usage": True}})
     t0 = time.perf_counter()
     ttft = None
     tokens = 0
@@ -235,25 +226,21 @@ def switchback(args):
 
 def concurrent(args):
     """The concurrent design (module docstring): per round, one workload on each server at once."""
-    async def both():
-        return await asyncio.gather(workload(args.url_a, args.requests, args.concurrency, args.max_tokens),
-                                    workload(args.url_p, args.requests, args.concurrency, args.max_tokens))
-
-    async def warm():
-        await asyncio.gather(workload(args.url_a, args.concurrency, args.concurrency, args.max_tokens),
-                             workload(args.url_p, args.concurrency, args.concurrency, args.max_tokens))
+    async def both(n):
+        return await asyncio.gather(workload(args.url_a, n, args.concurrency, args.max_tokens),
+                                    workload(args.url_p, n, args.concurrency, args.max_tokens))
 
     for on in (True, False):                        # warm-up, capture on then off
         set_enable(args.config, on)
         time.sleep(args.settle)
-        asyncio.run(both())
+        asyncio.run(both(args.requests))
     rounds = []
     for r in range(args.rounds):
         cond = "bccb"[r % 4]
         set_enable(args.config, cond == "c")
         time.sleep(args.settle)
-        asyncio.run(warm())
-        a, p = asyncio.run(both())
+        asyncio.run(both(args.concurrency))         # a short warm burst on each
+        a, p = asyncio.run(both(args.requests))
         ta, tp = a["tokens"] / a["wall_s"], p["tokens"] / p["wall_s"]
         rounds.append({"cond": cond, "a_tok_s": ta, "p_tok_s": tp, "ratio": tp / ta,
                        "a_latency_p50_ms": pct(a["latency"], 50) * 1e3, "p_latency_p50_ms": pct(p["latency"], 50) * 1e3})
