@@ -94,10 +94,7 @@ impl<'c> Bulk<'c> {
         debug_assert_eq!(N, self.width);
         self.buf.extend(values);
         if self.buf.len() == self.width * ROWS {
-            for (i, v) in self.buf.drain(..).enumerate() {
-                self.full.raw_bind_parameter(i + 1, v)?;
-            }
-            self.full.raw_execute()?;
+            execute(&mut self.full, &mut self.buf)?;
         }
         Ok(())
     }
@@ -108,12 +105,16 @@ impl<'c> Bulk<'c> {
             return Ok(());
         }
         let mut last = self.conn.prepare(&sql(&self.head, &self.tuple, self.width, self.buf.len() / self.width))?;
-        for (i, v) in self.buf.drain(..).enumerate() {
-            last.raw_bind_parameter(i + 1, v)?;
-        }
-        last.raw_execute()?;
-        Ok(())
+        execute(&mut last, &mut self.buf)
     }
+}
+
+/// Bind `buf` (emptied) to `stmt`'s parameters in order and run it.
+fn execute(stmt: &mut Statement<'_>, buf: &mut Vec<Value>) -> rusqlite::Result<()> {
+    for (i, v) in buf.drain(..).enumerate() {
+        stmt.raw_bind_parameter(i + 1, v)?;
+    }
+    stmt.raw_execute().map(|_| ())
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 
 use super::bulk::{bulk_row, Bulk};
@@ -130,11 +129,10 @@ impl Db {
                 let row = |r: &super::db_part::Row<'_>| -> rusqlite::Result<()> {
                     if r.slice {
                         let t = tracks.id(r.pid, r.tid, r.cat);
-                        let v = [r.ts.into(), r.dur.into(), text(r.name), t.into(), text(r.cat), text(r.args), (r.ts + r.dur).into()];
-                        slice.row(v)
+                        slice.row(bulk_row![r.ts, r.dur, r.name, t, r.cat, r.args, r.ts + r.dur])
                     } else {
                         tracks.id(r.pid, r.name, r.cat);
-                        counter.row([text(r.name), r.pid.to_string().into(), r.ts.into(), text(r.cat), text(r.args)])
+                        counter.row(bulk_row![r.name, r.pid.to_string(), r.ts, r.cat, r.args])
                     }
                 };
                 super::db_part::read(p, row, |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
@@ -181,7 +179,7 @@ fn timeline(c: &Connection, m: &Model, tracks: &mut Tracks) -> rusqlite::Result<
                     let (n, d) = names.get(&(p.pid, p.tid)).copied().unwrap_or_default();
                     tracks.id(p.pid, n, d)
                 });
-                f.row([Value::Text(rid.to_string()), Value::Integer(t), Value::Integer(p.ts), Value::Text(ph.to_string())])
+                f.row(bulk_row![rid, t, p.ts, ph])
             },
             |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
         )?;
@@ -198,10 +196,6 @@ fn register(c: &Connection, name: &str, view: &str, en: &str) -> rusqlite::Resul
     c.execute("INSERT INTO data_table(name, view_name) VALUES (?1, ?2)", params![name, view])?;
     c.execute("INSERT OR REPLACE INTO translate VALUES (?1, ?2, ?2)", params![view, en])?;
     Ok(())
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.to_string())
 }
 
 fn f(s: &str) -> Option<f64> {
